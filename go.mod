@@ -1,0 +1,3 @@
+module github.com/chmedic/chmedic
+
+go 1.26.0
