@@ -1,0 +1,172 @@
+// Package store owns chmedic's embedded durable state: an SQLite database
+// (pure Go, no cgo) holding received Alertmanager notifications and their
+// processing state, the Slack outbox and message threads, and, as later
+// features land, approvals, actions, audit and digest history.
+//
+// The database runs in WAL mode with a busy timeout; the schema is created
+// and upgraded by numbered migrations on Open.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+// Store is the database handle. It is safe for concurrent use.
+type Store struct {
+	db  *sql.DB
+	now func() time.Time
+}
+
+// Option configures a Store.
+type Option func(*Store)
+
+// WithClock sets the clock used for timestamps (tests fix it).
+func WithClock(now func() time.Time) Option { return func(s *Store) { s.now = now } }
+
+// Open opens (creating if needed) the database at path and migrates it.
+func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
+	if path == "" {
+		return nil, errors.New("store: empty path")
+	}
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o750); err != nil {
+			return nil, fmt.Errorf("store %s: %w", path, err)
+		}
+	}
+	q := url.Values{}
+	q.Add("_pragma", "busy_timeout(5000)")
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous(NORMAL)")
+	q.Add("_pragma", "foreign_keys(1)")
+	q.Set("_txlock", "immediate")
+	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("store %s: %w", path, err)
+	}
+	// SQLite has one writer; a small pool avoids lock churn while WAL lets
+	// readers proceed.
+	db.SetMaxOpenConns(4)
+	s := &Store{db: db, now: time.Now}
+	for _, o := range opts {
+		o(s)
+	}
+	if err := s.migrate(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store %s: %w", path, err)
+	}
+	return s, nil
+}
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Ping checks that the database is writable (for /readyz).
+func (s *Store) Ping(ctx context.Context) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE meta SET value = ? WHERE key = 'last_ping'`, s.now().UTC().Format(time.RFC3339Nano))
+	return err
+}
+
+var migrations = []string{
+	// 1: notifications and their processing state.
+	`CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+	INSERT INTO meta (key, value) VALUES ('last_ping', '');
+	CREATE TABLE notifications (
+		id           INTEGER PRIMARY KEY AUTOINCREMENT,
+		received_at  INTEGER NOT NULL,
+		group_key    TEXT NOT NULL,
+		status       TEXT NOT NULL,
+		receiver     TEXT NOT NULL DEFAULT '',
+		alert_count  INTEGER NOT NULL,
+		dedup_key    TEXT NOT NULL,
+		payload      BLOB NOT NULL,
+		state        TEXT NOT NULL DEFAULT 'pending',
+		attempts     INTEGER NOT NULL DEFAULT 0,
+		last_error   TEXT NOT NULL DEFAULT '',
+		processed_at INTEGER
+	);
+	CREATE INDEX notifications_dedup ON notifications (dedup_key, received_at);
+	CREATE INDEX notifications_state ON notifications (state, id);
+	CREATE INDEX notifications_group ON notifications (group_key, id);`,
+	// 2: Slack threads (one message per alert group or incident) and the outbox.
+	`CREATE TABLE slack_threads (
+		thread_key  TEXT PRIMARY KEY,
+		channel     TEXT NOT NULL,
+		ts          TEXT NOT NULL DEFAULT '',
+		created_at  INTEGER NOT NULL,
+		updated_at  INTEGER NOT NULL
+	);
+	CREATE TABLE outbox (
+		id              INTEGER PRIMARY KEY AUTOINCREMENT,
+		thread_key      TEXT NOT NULL,
+		kind            TEXT NOT NULL,
+		channel         TEXT NOT NULL,
+		body            BLOB NOT NULL,
+		state           TEXT NOT NULL DEFAULT 'pending',
+		attempts        INTEGER NOT NULL DEFAULT 0,
+		next_attempt_at INTEGER NOT NULL DEFAULT 0,
+		last_error      TEXT NOT NULL DEFAULT '',
+		created_at      INTEGER NOT NULL,
+		sent_at         INTEGER,
+		ts              TEXT NOT NULL DEFAULT ''
+	);
+	CREATE INDEX outbox_due ON outbox (state, next_attempt_at, id);
+	CREATE INDEX outbox_thread ON outbox (thread_key, id);`,
+}
+
+func (s *Store) migrate(ctx context.Context) error {
+	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)`); err != nil {
+		return fmt.Errorf("migrations table: %w", err)
+	}
+	var current int
+	if err := s.db.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
+		return fmt.Errorf("read schema version: %w", err)
+	}
+	if current > len(migrations) {
+		return fmt.Errorf("database schema version %d is newer than this chmedic (%d): refusing to run an older binary on it", current, len(migrations))
+	}
+	for v := current + 1; v <= len(migrations); v++ {
+		err := s.tx(ctx, func(tx *sql.Tx) error {
+			if _, err := tx.ExecContext(ctx, migrations[v-1]); err != nil {
+				return err
+			}
+			_, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`, v, s.now().UTC().Format(time.RFC3339))
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("migration %d: %w", v, err)
+		}
+	}
+	return nil
+}
+
+// SchemaVersion returns the applied migration version.
+func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
+	var v int
+	err := s.db.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&v)
+	return v, err
+}
+
+func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+func millis(t time.Time) int64 { return t.UnixMilli() }
+
+func fromMillis(ms int64) time.Time { return time.UnixMilli(ms).UTC() }

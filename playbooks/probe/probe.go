@@ -1,0 +1,284 @@
+// Package probe owns chmedic's diagnostic probes: small, named, read-only checks
+// of one ClickHouse node or one coordination (ZooKeeper / ClickHouse Keeper) node.
+//
+// A probe never fails the diagnosis: an unreachable node, a query the server
+// rejects or a table this server version lacks is itself a Result (status
+// unknown or crit, with the error), so the report always has every section.
+// Each probe lives in its own file and is registered in Builtin.
+package probe
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/chmedic/chmedic/internal/clickhouse"
+)
+
+// Status is the verdict of one probe on one node.
+type Status int
+
+// Statuses, ordered from best to worst so that comparisons rank them.
+const (
+	OK Status = iota
+	Unknown
+	Warn
+	Crit
+)
+
+var statusNames = [...]string{OK: "ok", Unknown: "unknown", Warn: "warn", Crit: "crit"}
+
+func (s Status) String() string {
+	if s < 0 || int(s) >= len(statusNames) {
+		return fmt.Sprintf("status(%d)", int(s))
+	}
+	return statusNames[s]
+}
+
+// ParseStatus is the inverse of String.
+func ParseStatus(s string) (Status, error) {
+	for i, n := range statusNames {
+		if n == s {
+			return Status(i), nil
+		}
+	}
+	return Unknown, fmt.Errorf("unknown status %q", s)
+}
+
+// MarshalText encodes the status by name.
+func (s Status) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// UnmarshalText decodes a status name.
+func (s *Status) UnmarshalText(b []byte) error {
+	v, err := ParseStatus(string(b))
+	if err != nil {
+		return err
+	}
+	*s = v
+	return nil
+}
+
+// Worse reports whether s is worse than o.
+func (s Status) Worse(o Status) bool { return s > o }
+
+// Kind says what a probe talks to.
+type Kind string
+
+// Probe kinds.
+const (
+	KindClickHouse Kind = "clickhouse"
+	KindKeeper     Kind = "keeper"
+)
+
+// Table is tabular evidence: rows as display strings.
+type Table struct {
+	Title   string     `json:"title,omitempty"`
+	Columns []string   `json:"columns"`
+	Rows    [][]string `json:"rows"`
+	// Omitted counts rows left out to keep the evidence short.
+	Omitted int `json:"omitted,omitempty"`
+}
+
+// Result is what one probe found on one node.
+type Result struct {
+	Probe   string `json:"probe"`
+	Node    string `json:"node"`
+	Status  Status `json:"status"`
+	Summary string `json:"summary"`
+	// Facts are the numbers the cause analysis reads (names are per probe and
+	// documented in the probe's file), e.g. "latency_ms", "readonly_replicas".
+	Facts map[string]float64 `json:"facts,omitempty"`
+	// Attrs are string facts, e.g. "server_state": "leader", "version": "23.8.1".
+	Attrs map[string]string `json:"attrs,omitempty"`
+	// Evidence is what an engineer would want to see to trust the summary.
+	Evidence []Table `json:"evidence,omitempty"`
+	// Error is set when the probe could not do its work (the node is down,
+	// the query failed). Status is then Unknown or Crit.
+	Error string `json:"error,omitempty"`
+	// Skipped says why the probe did not run (e.g. "keeper severely degraded").
+	Skipped  string        `json:"skipped,omitempty"`
+	Started  time.Time     `json:"started"`
+	Duration time.Duration `json:"duration"`
+}
+
+// Fact returns a numeric fact and whether it is present.
+func (r *Result) Fact(name string) (float64, bool) {
+	v, ok := r.Facts[name]
+	return v, ok
+}
+
+// SetFact records a numeric fact.
+func (r *Result) SetFact(name string, v float64) {
+	if r.Facts == nil {
+		r.Facts = make(map[string]float64)
+	}
+	r.Facts[name] = v
+}
+
+// SetAttr records a string fact.
+func (r *Result) SetAttr(name, v string) {
+	if r.Attrs == nil {
+		r.Attrs = make(map[string]string)
+	}
+	r.Attrs[name] = v
+}
+
+// Raise sets the status to s when s is worse than the current one.
+func (r *Result) Raise(s Status) {
+	if s.Worse(r.Status) {
+		r.Status = s
+	}
+}
+
+// Fail records err as the reason the probe could not complete.
+func (r *Result) Fail(status Status, err error, summary string) {
+	r.Status = status
+	r.Error = err.Error()
+	r.Summary = summary
+}
+
+// Unavailable marks a probe whose table or column this server lacks.
+func (r *Result) Unavailable(what, version string) {
+	r.Status = Unknown
+	r.Summary = fmt.Sprintf("not available on ClickHouse %s: %s", version, what)
+}
+
+// MarshalJSON keeps durations readable.
+func (r Result) MarshalJSON() ([]byte, error) {
+	type plain Result
+	return json.Marshal(struct {
+		plain
+		Duration string `json:"duration"`
+	}{plain(r), r.Duration.String()})
+}
+
+// UnmarshalJSON reads what MarshalJSON wrote.
+func (r *Result) UnmarshalJSON(b []byte) error {
+	type plain Result
+	var v struct {
+		plain
+		Duration string `json:"duration"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*r = Result(v.plain)
+	if v.Duration != "" {
+		d, err := time.ParseDuration(v.Duration)
+		if err != nil {
+			return fmt.Errorf("result duration: %w", err)
+		}
+		r.Duration = d
+	}
+	return nil
+}
+
+// Spec describes one probe. Run fills in Status, Summary, Facts, Attrs and
+// Evidence; the engine sets Probe, Node, Started and Duration.
+type Spec struct {
+	Name string
+	Kind Kind
+	// Expensive probes read system.zookeeper and so add load to the
+	// coordination service; they are skipped when it is already degraded.
+	Expensive bool
+	// Doc is one line for `chmedic playbooks` and the README.
+	Doc string
+	Run func(ctx context.Context, t *Target) Result
+}
+
+// Target is the node a probe examines and what it may use to do so.
+type Target struct {
+	Cluster string
+	Node    string
+	Addr    string
+	// ClickHouse is set for ClickHouse probes.
+	ClickHouse ClickHouse
+	Thresholds Thresholds
+	// Now is the clock (tests fix it).
+	Now func() time.Time
+}
+
+// ClickHouse is what ClickHouse probes need from one node's connection.
+type ClickHouse interface {
+	// Query runs a read-only statement and returns all rows.
+	Query(ctx context.Context, query string, args ...any) ([]clickhouse.Row, error)
+	// ServerVersion is the node's version (cached by the implementation).
+	ServerVersion(ctx context.Context) (clickhouse.Version, error)
+	// HasTable reports whether database.table exists (cached).
+	HasTable(ctx context.Context, database, table string) (bool, error)
+	// HasColumn reports whether database.table has column (cached).
+	HasColumn(ctx context.Context, database, table, column string) (bool, error)
+}
+
+// Thresholds are the limits that turn numbers into warn and crit.
+type Thresholds struct {
+	KeeperLatencyWarn         time.Duration
+	KeeperLatencyCrit         time.Duration
+	ReplicaDelayWarn          time.Duration
+	ReplicationQueueTriesWarn int
+	ReplicationQueueTriesCrit int
+	DDLStuckAfter             time.Duration
+	DDLStormWindow            time.Duration
+	DDLStormCount             int
+	OutstandingRequestsWarn   int
+	OutstandingRequestsCrit   int
+	ConnectionsRatioWarn      float64
+	FDRatioWarn               float64
+	ZnodeCountWarn            int
+	ReplicatedTablesWarn      int
+}
+
+// DefaultThresholds are the limits of the reference runbooks.
+func DefaultThresholds() Thresholds {
+	return Thresholds{
+		KeeperLatencyWarn:         10 * time.Millisecond,
+		KeeperLatencyCrit:         100 * time.Millisecond,
+		ReplicaDelayWarn:          5 * time.Minute,
+		ReplicationQueueTriesWarn: 5,
+		ReplicationQueueTriesCrit: 50,
+		DDLStuckAfter:             5 * time.Minute,
+		DDLStormWindow:            10 * time.Minute,
+		DDLStormCount:             50,
+		OutstandingRequestsWarn:   10,
+		OutstandingRequestsCrit:   100,
+		ConnectionsRatioWarn:      0.8,
+		FDRatioWarn:               0.8,
+		ZnodeCountWarn:            1_000_000,
+		ReplicatedTablesWarn:      1000,
+	}
+}
+
+// LatencyStatus classifies a coordination round-trip.
+func (t Thresholds) LatencyStatus(d time.Duration) Status {
+	switch {
+	case d >= t.KeeperLatencyCrit:
+		return Crit
+	case d >= t.KeeperLatencyWarn:
+		return Warn
+	}
+	return OK
+}
+
+// Truncate keeps at most n rows of tbl, counting the rest in Omitted.
+func Truncate(tbl Table, n int) Table {
+	if len(tbl.Rows) > n {
+		tbl.Omitted += len(tbl.Rows) - n
+		tbl.Rows = tbl.Rows[:n]
+	}
+	return tbl
+}
+
+// OneLine flattens an error or exception text to one short line.
+func OneLine(s string, max int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if max > 0 && len(s) > max {
+		cut := max
+		for cut > 0 && (s[cut]&0xC0) == 0x80 { // do not split a UTF-8 sequence
+			cut--
+		}
+		s = s[:cut] + "…"
+	}
+	return s
+}

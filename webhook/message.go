@@ -1,0 +1,159 @@
+// Package webhook owns chmedic's inbound side: the Alertmanager webhook
+// (payload version 4) — authentication, size limits, decoding and
+// validation, deduplication, durable acceptance — and the bounded queue of
+// workers that processes accepted notifications asynchronously, replaying
+// unfinished ones after a restart.
+package webhook
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+
+	"github.com/prometheus/alertmanager/template"
+)
+
+// Message is Alertmanager's webhook payload (version 4): the template data
+// plus the protocol fields the webhook notifier adds.
+type Message struct {
+	*template.Data
+
+	Version         string `json:"version"`
+	GroupKey        string `json:"groupKey"`
+	TruncatedAlerts uint64 `json:"truncatedAlerts"`
+}
+
+// RequestError is a rejection: the HTTP status to answer and a one-line reason.
+type RequestError struct {
+	Status int
+	Reason string
+	// Kind is a short stable label for the rejection metric.
+	Kind string
+}
+
+func (e *RequestError) Error() string { return e.Reason }
+
+func reject(status int, kind, format string, args ...any) *RequestError {
+	return &RequestError{Status: status, Kind: kind, Reason: fmt.Sprintf(format, args...)}
+}
+
+// Decode reads and validates one payload of at most limit bytes.
+func Decode(r io.Reader, limit int64) (*Message, []byte, error) {
+	body, err := io.ReadAll(io.LimitReader(r, limit+1))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, nil, reject(http.StatusRequestEntityTooLarge, "too_large", "payload larger than %d bytes", limit)
+		}
+		return nil, nil, reject(http.StatusBadRequest, "read_error", "reading body: %v", err)
+	}
+	if int64(len(body)) > limit {
+		return nil, nil, reject(http.StatusRequestEntityTooLarge, "too_large", "payload larger than %d bytes", limit)
+	}
+	m, err := Parse(body)
+	if err != nil {
+		return nil, nil, err
+	}
+	return m, body, nil
+}
+
+// Parse decodes and validates a payload already in memory.
+func Parse(body []byte) (*Message, error) {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil, reject(http.StatusBadRequest, "empty", "empty body: expected an Alertmanager webhook JSON payload")
+	}
+	var m Message
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if err := dec.Decode(&m); err != nil {
+		return nil, reject(http.StatusBadRequest, "bad_json", "not valid JSON: %s", jsonErr(err))
+	}
+	if dec.More() {
+		return nil, reject(http.StatusBadRequest, "bad_json", "not valid JSON: trailing data after the payload")
+	}
+	if err := m.Validate(); err != nil {
+		return nil, err
+	}
+	return &m, nil
+}
+
+func jsonErr(err error) string {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		return fmt.Sprintf("%v (at byte %d)", se, se.Offset)
+	case errors.As(err, &te):
+		return fmt.Sprintf("field %q: expected %s, got %s (at byte %d)", te.Field, te.Type, te.Value, te.Offset)
+	}
+	return err.Error()
+}
+
+// Validate checks the fields chmedic relies on.
+func (m *Message) Validate() error {
+	bad := func(kind, format string, args ...any) error {
+		return reject(http.StatusBadRequest, kind, format, args...)
+	}
+	switch {
+	case m.Version == "":
+		return bad("bad_version", "missing version: expected \"4\"")
+	case m.Version != "4":
+		return bad("bad_version", "unsupported payload version %q: expected \"4\"", m.Version)
+	case m.GroupKey == "":
+		return bad("missing_group_key", "missing groupKey")
+	case m.Data == nil || m.Alerts == nil:
+		return bad("missing_alerts", "missing alerts")
+	case len(m.Alerts) == 0:
+		return bad("missing_alerts", "alerts is empty")
+	case m.Status != "firing" && m.Status != "resolved":
+		return bad("bad_status", "status %q: expected \"firing\" or \"resolved\"", m.Status)
+	}
+	for i, a := range m.Alerts {
+		if a.Status != "firing" && a.Status != "resolved" {
+			return bad("bad_status", "alerts[%d].status %q: expected \"firing\" or \"resolved\"", i, a.Status)
+		}
+		if len(a.Labels) == 0 {
+			return bad("missing_labels", "alerts[%d].labels is empty", i)
+		}
+	}
+	return nil
+}
+
+// DedupKey identifies "the same event": the same group, the same overall
+// status and the same set of alerts each in the same state. Alertmanager's
+// repeat notifications and an HA pair's duplicate sends share it; a group
+// that gains, loses or resolves an alert gets a new one.
+func (m *Message) DedupKey() string {
+	parts := make([]string, 0, len(m.Alerts))
+	for _, a := range m.Alerts {
+		fp := a.Fingerprint
+		if fp == "" {
+			fp = labelsKey(a.Labels)
+		}
+		parts = append(parts, fp+"="+a.Status)
+	}
+	sort.Strings(parts)
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\x00%s\x00%d", m.GroupKey, m.Status, m.TruncatedAlerts)
+	for _, p := range parts {
+		h.Write([]byte{0})
+		h.Write([]byte(p))
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+func labelsKey(kv template.KV) string {
+	var b bytes.Buffer
+	for _, p := range kv.SortedPairs() {
+		b.WriteString(p.Name)
+		b.WriteByte(0xff)
+		b.WriteString(p.Value)
+		b.WriteByte(0xfe)
+	}
+	return b.String()
+}
