@@ -101,9 +101,12 @@ var migrations = []string{
 		thread_key  TEXT PRIMARY KEY,
 		channel     TEXT NOT NULL,
 		ts          TEXT NOT NULL DEFAULT '',
+		cluster     TEXT NOT NULL DEFAULT '',
+		status      TEXT NOT NULL DEFAULT '',
 		created_at  INTEGER NOT NULL,
 		updated_at  INTEGER NOT NULL
 	);
+	CREATE INDEX slack_threads_cluster ON slack_threads (cluster, created_at);
 	CREATE TABLE outbox (
 		id              INTEGER PRIMARY KEY AUTOINCREMENT,
 		thread_key      TEXT NOT NULL,
@@ -120,6 +123,38 @@ var migrations = []string{
 	);
 	CREATE INDEX outbox_due ON outbox (state, next_attempt_at, id);
 	CREATE INDEX outbox_thread ON outbox (thread_key, id);`,
+	// 3: storm incidents (several alert groups of one cluster in one
+	// message) and the actions offered on messages.
+	`CREATE TABLE incidents (
+		id          INTEGER PRIMARY KEY AUTOINCREMENT,
+		cluster     TEXT NOT NULL,
+		thread_key  TEXT NOT NULL UNIQUE,
+		opened_at   INTEGER NOT NULL,
+		updated_at  INTEGER NOT NULL,
+		closed_at   INTEGER
+	);
+	CREATE INDEX incidents_open ON incidents (cluster, closed_at);
+	CREATE TABLE incident_groups (
+		incident_id INTEGER NOT NULL REFERENCES incidents (id),
+		group_key   TEXT NOT NULL,
+		title       TEXT NOT NULL,
+		status      TEXT NOT NULL,
+		firing      INTEGER NOT NULL,
+		updated_at  INTEGER NOT NULL,
+		PRIMARY KEY (incident_id, group_key)
+	);
+	CREATE TABLE action_requests (
+		id          TEXT PRIMARY KEY,
+		offer_key   TEXT NOT NULL UNIQUE,
+		kind        TEXT NOT NULL,
+		params      TEXT NOT NULL,
+		cluster     TEXT NOT NULL,
+		group_key   TEXT NOT NULL,
+		thread_key  TEXT NOT NULL,
+		alert_start INTEGER NOT NULL,
+		state       TEXT NOT NULL DEFAULT 'offered',
+		created_at  INTEGER NOT NULL
+	);`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {
