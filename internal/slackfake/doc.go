@@ -1,0 +1,36 @@
+// Package slackfake is a test-only fake of the Slack Web API, served by an
+// httptest.Server, for exercising code that talks to Slack through
+// github.com/slack-go/slack without reaching Slack.
+//
+// Import it only from _test.go files. It imports "testing".
+//
+// The fake keeps state (messages, thread replies, edits, ephemerals, files,
+// users, user groups) and validates requests the way Slack does, answering
+// with Slack's error codes in an HTTP 200 {"ok":false,"error":"..."} body:
+//
+//	srv := slackfake.New(t, slackfake.Options{Channels: []string{"C0INCIDENT"}})
+//	api := slack.New(srv.Token(), slack.OptionAPIURL(srv.URL()))
+//	_, ts, err := api.PostMessage("C0INCIDENT", slack.MsgOptionText("db down", false))
+//	msg, _ := srv.Message("C0INCIDENT", ts)
+//
+// Requests are read the way Slack reads them. The token is taken from an
+// "Authorization: Bearer" header or, for form and query requests only, from
+// the "token" parameter (slack-go sends it as a form field for every method
+// used here; Slack ignores a token inside a JSON body). Parameters come from
+// the query string, application/x-www-form-urlencoded or multipart/form-data
+// bodies, or a JSON object body.
+//
+// Methods implemented: auth.test, chat.postMessage, chat.update, chat.delete,
+// chat.postEphemeral, files.getUploadURLExternal (plus the upload URL it
+// hands out), files.completeUploadExternal, conversations.history,
+// conversations.replies, users.info and usergroups.users.list. Any other
+// method answers unknown_method.
+//
+// Failure injection: FailNext makes the next calls of a method answer 429
+// with Retry-After, a 5xx, or an {"ok":false} error; SetOutage makes every
+// request answer 503.
+//
+// For the inbound direction (Slack calling the app), Sign and
+// InteractionRequest sign request bodies exactly as Slack does, for use with
+// slack.NewSecretsVerifier.
+package slackfake
