@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/chmedic/chmedic/internal/clickhouse"
+	"github.com/chmedic/chmedic/internal/keeper"
 )
 
 // Status is the verdict of one probe on one node.
@@ -183,6 +184,9 @@ type Spec struct {
 	// Expensive probes read system.zookeeper and so add load to the
 	// coordination service; they are skipped when it is already degraded.
 	Expensive bool
+	// PerCluster probes read cluster-wide state (the DDL queue, the
+	// metadata tree): they run on one healthy node, not on every node.
+	PerCluster bool
 	// Doc is one line for `chmedic playbooks` and the README.
 	Doc string
 	Run func(ctx context.Context, t *Target) Result
@@ -195,6 +199,9 @@ type Target struct {
 	Addr    string
 	// ClickHouse is set for ClickHouse probes.
 	ClickHouse ClickHouse
+	// Keeper is set for keeper probes: the node's four-letter-word
+	// snapshot, taken once per round (probes only evaluate it).
+	Keeper     *keeper.Snapshot
 	Thresholds Thresholds
 	// Now is the clock (tests fix it).
 	Now func() time.Time

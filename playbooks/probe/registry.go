@@ -6,6 +6,14 @@ func Builtin() map[string]Spec {
 	specs := []Spec{
 		// ClickHouse probes (one file each: clickhouse_*.go).
 		// Keeper probes (one file each: keeper_*.go).
+		keeperRuok(),
+		keeperMntr(),
+		keeperSrvr(),
+		keeperIsro(),
+		keeperCons(),
+		keeperWchs(),
+		keeperDirs(),
+		keeperConf(),
 	}
 	m := make(map[string]Spec, len(specs))
 	for _, s := range specs {

@@ -1,0 +1,298 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/chmedic/chmedic/internal/slackfake"
+	"github.com/chmedic/chmedic/internal/testenv"
+)
+
+// These tests drive the real chmedic binary against the real servers of
+// internal/testenv (ZooKeeper, two ClickHouse replicas, Alertmanager) and
+// the Slack fake.
+
+var binary string
+
+func TestMain(m *testing.M) {
+	os.Exit(testenv.Main(withBinary(m)))
+}
+
+// withBinary builds the binary once for the package's tests.
+func withBinary(m *testing.M) *testing.M {
+	dir, err := os.MkdirTemp("", "chmedic-bin")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "chmedic")
+	out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "building chmedic: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	return m
+}
+
+const (
+	webhookToken = "am-token-123"
+	slackChannel = "C0CHMEDIC1"
+)
+
+type chmedic struct {
+	t       *testing.T
+	dir     string
+	cfgPath string
+	addr    string
+	cmd     *exec.Cmd
+	logs    *bytes.Buffer
+}
+
+func freeAddr(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// writeConfig writes a config for the test environment and the Slack fake.
+func writeConfig(t *testing.T, dir string, env *testenv.Env, slackURL string, extra string) string {
+	t.Helper()
+	var nodes strings.Builder
+	for _, c := range env.ClickHouse {
+		fmt.Fprintf(&nodes, "        - {name: %s, address: %q, replica: %s}\n", c.Name, c.Addr(), c.Replica)
+	}
+	cfg := fmt.Sprintf(`listen_address: 127.0.0.1:0
+shutdown_timeout: 5s
+log: {level: debug, format: json}
+store: {path: chmedic.db}
+webhook:
+  dedup_window: 5m
+  auth: {bearer_token_env: CHMEDIC_TEST_WEBHOOK_TOKEN}
+diagnosis:
+  probe_timeout: 2s
+  budget: 5s
+  cache_ttl: 2s
+clusters:
+  - name: test
+    match: ['cluster="chmedic_test"']
+    clickhouse:
+      user: %s
+      password_env: CHMEDIC_TEST_CH_PASSWORD
+      nodes:
+%s    keeper:
+      nodes:
+        - {name: zk-1, address: %q}
+slack:
+  bot_token_env: CHMEDIC_TEST_SLACK_TOKEN
+  channel: %s
+  api_url: %s
+  storm_threshold: 50
+%s`, env.ProbeUser, nodes.String(), env.ZooKeeper.Addr, slackChannel, slackURL, extra)
+	path := filepath.Join(dir, "chmedic.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func startChmedic(t *testing.T, dir, cfgPath string, env *testenv.Env) *chmedic {
+	t.Helper()
+	c := &chmedic{t: t, dir: dir, cfgPath: cfgPath, addr: freeAddr(t), logs: &bytes.Buffer{}}
+	c.cmd = exec.Command(binary, "serve", "--config", cfgPath, "--web.listen-address", c.addr)
+	c.cmd.Env = append(os.Environ(),
+		"CHMEDIC_TEST_WEBHOOK_TOKEN="+webhookToken,
+		"CHMEDIC_TEST_CH_PASSWORD="+env.ProbePassword,
+		"CHMEDIC_TEST_SLACK_TOKEN="+slackfake.DefaultToken)
+	c.cmd.Stdout = c.logs
+	c.cmd.Stderr = c.logs
+	c.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := c.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		resp, err := http.Get("http://" + c.addr + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			c.kill()
+			t.Fatalf("chmedic did not become ready: %v\n%s", err, c.logs)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Cleanup(func() {
+		c.stop()
+		if t.Failed() {
+			t.Logf("chmedic log:\n%s", c.logs)
+		}
+	})
+	return c
+}
+
+func (c *chmedic) url(path string) string { return "http://" + c.addr + path }
+
+func (c *chmedic) stop() {
+	if c.cmd.ProcessState != nil {
+		return
+	}
+	c.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { c.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		c.cmd.Process.Kill()
+		<-done
+	}
+}
+
+func (c *chmedic) kill() {
+	if c.cmd.ProcessState != nil {
+		return
+	}
+	c.cmd.Process.Kill()
+	c.cmd.Wait()
+}
+
+func (c *chmedic) post(t *testing.T, body []byte, token string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, c.url("/webhook"), bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// metric returns the sum of a metric's samples whose label set contains sel.
+func (c *chmedic) metric(t *testing.T, name, sel string) float64 {
+	t.Helper()
+	resp, err := http.Get(c.url("/metrics"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	sum := 0.0
+	for _, line := range strings.Split(string(b), "\n") {
+		if !strings.HasPrefix(line, name) || (sel != "" && !strings.Contains(line, sel)) {
+			continue
+		}
+		rest := strings.TrimPrefix(line, name)
+		if rest != "" && rest[0] != '{' && rest[0] != ' ' {
+			continue
+		}
+		var v float64
+		fields := strings.Fields(line)
+		fmt.Sscan(fields[len(fields)-1], &v)
+		sum += v
+	}
+	return sum
+}
+
+func waitUntil(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func alert(name string, extra map[string]string) testenv.PostableAlert {
+	labels := map[string]string{"alertname": name, "cluster": "chmedic_test", "severity": "critical"}
+	for k, v := range extra {
+		labels[k] = v
+	}
+	return testenv.PostableAlert{
+		Labels:      labels,
+		Annotations: map[string]string{"summary": name + " on the test cluster", "runbook_url": "https://runbooks.example.com/" + name},
+		StartsAt:    time.Now().Add(-time.Minute),
+	}
+}
+
+// TestAlertmanagerToChmedic: a real Alertmanager delivers a webhook to the
+// running binary, which stores it, processes it and posts one message;
+// duplicates are collapsed; a bad token is refused.
+func TestAlertmanagerToChmedic(t *testing.T) {
+	env := testenv.Shared(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	slk := slackfake.New(t, slackfake.Options{})
+	dir := t.TempDir()
+	ch := startChmedic(t, dir, writeConfig(t, dir, env, slk.URL(), ""), env)
+
+	if err := env.Alertmanager.SetWebhook(ctx, ch.url("/webhook"), webhookToken); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.Alertmanager.PostAlerts(ctx, []testenv.PostableAlert{alert("ClickHouseReadonlyReplica", map[string]string{"e2e": "accept"})}); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "a processed notification", 30*time.Second, func() bool {
+		return ch.metric(t, "chmedic_notifications_processed_total", `result="done"`) >= 1
+	})
+	waitUntil(t, "the Slack message", 30*time.Second, func() bool { return len(slk.Messages(slackChannel)) >= 1 })
+	msg := slk.Messages(slackChannel)[0]
+	for _, want := range []string{"ClickHouseReadonlyReplica", "Live findings", "keeper-readonly-replicas"} {
+		if !strings.Contains(string(msg.Blocks), want) {
+			t.Errorf("posted blocks lack %q:\n%s", want, msg.Blocks)
+		}
+	}
+
+	// The same payload twice: one event.
+	payload := []byte(`{"version":"4","groupKey":"{}:{alertname=\"X\"}","status":"firing","receiver":"chmedic",
+		"alerts":[{"status":"firing","labels":{"alertname":"X","cluster":"elsewhere"},"annotations":{},"startsAt":"2026-11-23T03:00:00Z","fingerprint":"0123456789abcdef"}],
+		"groupLabels":{"alertname":"X"},"commonLabels":{"alertname":"X","cluster":"elsewhere"},"commonAnnotations":{},"externalURL":"http://am"}`)
+	code1, body1 := ch.post(t, payload, webhookToken)
+	code2, body2 := ch.post(t, payload, webhookToken)
+	if code1 != 200 || !strings.Contains(body1, `"accepted"`) || code2 != 200 || !strings.Contains(body2, `"duplicate"`) {
+		t.Fatalf("first %d %s, second %d %s: want accepted then duplicate", code1, body1, code2, body2)
+	}
+	// A bad token is refused, directly and from the real Alertmanager.
+	if code, body := ch.post(t, payload, "wrong"); code != 401 || !strings.Contains(body, "credentials") {
+		t.Fatalf("bad token: %d %s", code, body)
+	}
+	before := ch.metric(t, "chmedic_webhook_rejected_total", `reason="unauthorized"`)
+	if err := env.Alertmanager.SetWebhook(ctx, ch.url("/webhook"), "not-the-token"); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.Alertmanager.PostAlerts(ctx, []testenv.PostableAlert{alert("ClickHouseReadonlyReplica", map[string]string{"e2e": "refused"})}); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "Alertmanager's request to be refused", 30*time.Second, func() bool {
+		return ch.metric(t, "chmedic_webhook_rejected_total", `reason="unauthorized"`) > before
+	})
+}
+
+func decodeJSON(t *testing.T, b []byte, v any) {
+	t.Helper()
+	if err := json.Unmarshal(b, v); err != nil {
+		t.Fatalf("%v: %s", err, b)
+	}
+}

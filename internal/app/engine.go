@@ -1,0 +1,136 @@
+package app
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/chmedic/chmedic/actions"
+	"github.com/chmedic/chmedic/internal/clickhouse"
+	"github.com/chmedic/chmedic/internal/config"
+	"github.com/chmedic/chmedic/internal/incident"
+	"github.com/chmedic/chmedic/internal/keeper"
+	chslack "github.com/chmedic/chmedic/internal/slack"
+	"github.com/chmedic/chmedic/playbooks"
+	"github.com/chmedic/chmedic/playbooks/diagnose"
+	"github.com/chmedic/chmedic/playbooks/probe"
+	"github.com/chmedic/chmedic/playbooks/report"
+)
+
+// PlaybookValidator checks playbook probes and actions against what this
+// binary implements.
+func PlaybookValidator() playbooks.Validator {
+	probes := probe.Builtin()
+	return playbooks.Validator{
+		Probe:  func(name string) bool { _, ok := probes[name]; return ok },
+		Action: actions.Validate,
+	}
+}
+
+// Thresholds converts the config's thresholds for the probes.
+func Thresholds(cfg *config.Config) probe.Thresholds {
+	t := cfg.Diagnosis.Thresholds
+	return probe.Thresholds{
+		KeeperLatencyWarn:         t.KeeperLatencyWarn,
+		KeeperLatencyCrit:         t.KeeperLatencyCrit,
+		ReplicaDelayWarn:          t.ReplicaDelayWarn,
+		ReplicationQueueTriesWarn: t.ReplicationQueueTriesWarn,
+		ReplicationQueueTriesCrit: t.ReplicationQueueTriesCrit,
+		DDLStuckAfter:             t.DDLStuckAfter,
+		DDLStormWindow:            cfg.Diagnosis.DDLStormWindow,
+		DDLStormCount:             t.DDLStormCount,
+		OutstandingRequestsWarn:   t.OutstandingRequestsWarn,
+		OutstandingRequestsCrit:   t.OutstandingRequestsCrit,
+		ConnectionsRatioWarn:      t.ConnectionsRatioWarn,
+		FDRatioWarn:               t.FDRatioWarn,
+		ZnodeCountWarn:            t.ZnodeCountWarn,
+		ReplicatedTablesWarn:      t.ReplicatedTablesWarn,
+	}
+}
+
+// BuildEngine opens bounded (lazy) connections to every configured node and
+// returns the diagnosis engine and a function closing them. Nothing is
+// dialled here: an unreachable cluster is a finding later, not a start-up
+// failure. reg may be nil.
+func BuildEngine(cfg *config.Config, log *slog.Logger, reg prometheus.Registerer) (*diagnose.Engine, func() error, error) {
+	var nodes []*clickhouse.Node
+	closeAll := func() error {
+		var errs []error
+		for _, n := range nodes {
+			errs = append(errs, n.Close())
+		}
+		return errors.Join(errs...)
+	}
+	var sent *prometheus.CounterVec
+	if reg != nil {
+		sent = prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "chmedic_clickhouse_queries_total", Help: "Queries sent to ClickHouse nodes by the probes, by node.",
+		}, []string{"node"})
+		reg.MustRegister(sent)
+	}
+	var clusters []*diagnose.Cluster
+	for _, c := range cfg.Clusters {
+		dc := &diagnose.Cluster{Name: c.Name, KeeperCommands: c.Keeper.Commands}
+		for _, n := range c.ClickHouse.Nodes {
+			opts := []clickhouse.Option{}
+			if sent != nil {
+				opts = append(opts, clickhouse.WithQueryCounter(func(node string) { sent.WithLabelValues(node).Inc() }))
+			}
+			node, err := clickhouse.Open(clickhouse.NodeConfig{
+				Name: n.Name, Addr: n.Address, User: c.ClickHouse.User, Password: c.ClickHouse.Password.Value(),
+				Database: c.ClickHouse.Database, Secure: c.ClickHouse.Secure, DialTimeout: cfg.Diagnosis.ProbeTimeout,
+				MaxConns: cfg.Diagnosis.MaxConcurrentPerNode, MaxExecutionTime: cfg.Diagnosis.MaxExecutionTime,
+			}, opts...)
+			if err != nil {
+				closeAll()
+				return nil, nil, fmt.Errorf("cluster %q node %s: %w", c.Name, n.Name, err)
+			}
+			nodes = append(nodes, node)
+			dc.ClickHouse = append(dc.ClickHouse, diagnose.ClickHouseNode{Name: n.Name, Addr: n.Address, Conn: node})
+		}
+		for _, k := range c.Keeper.Nodes {
+			dc.Keeper = append(dc.Keeper, diagnose.KeeperNode{Name: k.Name, Addr: k.Address})
+		}
+		clusters = append(clusters, dc)
+	}
+	engine := diagnose.New(clusters, diagnose.Options{
+		ProbeTimeout: cfg.Diagnosis.ProbeTimeout,
+		Budget:       cfg.Diagnosis.Budget,
+		CacheTTL:     cfg.Diagnosis.CacheTTL,
+		Thresholds:   Thresholds(cfg),
+		Keeper:       &keeper.Client{Timeout: cfg.Diagnosis.ProbeTimeout},
+		Log:          log,
+		Registerer:   reg,
+	})
+	return engine, closeAll, nil
+}
+
+// RenderProcessor builds a processor for `chmedic render` (no store).
+func RenderProcessor(cfg *config.Config, log *slog.Logger, offline bool) (*incident.Processor, func() error, error) {
+	pbs, err := playbooks.Load(cfg.Playbooks.Dir, PlaybookValidator())
+	if err != nil {
+		return nil, nil, err
+	}
+	p := &incident.Processor{Config: cfg, Playbooks: pbs, Log: log}
+	if offline {
+		return p, func() error { return nil }, nil
+	}
+	engine, closeEngine, err := BuildEngine(cfg, log, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	p.Diagnoser = engine
+	return p, closeEngine, nil
+}
+
+// RenderBlocksJSON is the Block Kit payload of a report, indented.
+func RenderBlocksJSON(r *report.Report) ([]byte, error) {
+	msg := chslack.Render(r)
+	return json.MarshalIndent(struct {
+		Text   string `json:"text"`
+		Blocks any    `json:"blocks"`
+	}{msg.Text, msg.Blocks}, "", "  ")
+}

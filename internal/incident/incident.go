@@ -1,0 +1,284 @@
+// Package incident owns the path from one accepted Alertmanager
+// notification to one Slack message: pick the cluster and the playbook,
+// diagnose (bounded, shared), build the report, offer the playbook's
+// actions, decide the thread (one message per alert group, or one incident
+// message per cluster during a storm), and queue the message in the durable
+// outbox.
+package incident
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/chmedic/chmedic/actions"
+	"github.com/chmedic/chmedic/internal/config"
+	chslack "github.com/chmedic/chmedic/internal/slack"
+	"github.com/chmedic/chmedic/internal/store"
+	"github.com/chmedic/chmedic/playbooks"
+	"github.com/chmedic/chmedic/playbooks/diagnose"
+	"github.com/chmedic/chmedic/playbooks/report"
+	"github.com/chmedic/chmedic/webhook"
+)
+
+// Diagnoser runs (or shares) a diagnosis round of a cluster.
+type Diagnoser interface {
+	Diagnose(ctx context.Context, cluster string) (*diagnose.Diagnosis, error)
+}
+
+// Store is the part of the store the processor uses.
+type Store interface {
+	RouteGroup(ctx context.Context, g store.GroupView, threshold int, window time.Duration) (string, *store.Incident, error)
+	Thread(ctx context.Context, key string) (store.Thread, error)
+	UpsertThreadMessage(ctx context.Context, t store.Thread, body []byte) (int64, error)
+	EnqueueReply(ctx context.Context, threadKey string, body []byte) (int64, error)
+	OfferAction(ctx context.Context, a store.ActionRequest) (string, error)
+}
+
+// Kicker wakes the outbox worker.
+type Kicker interface{ Kick() }
+
+// Processor implements webhook.Processor.
+type Processor struct {
+	Config    *config.Config
+	Playbooks *playbooks.Set
+	// Diagnoser may be nil (offline: no probes are run).
+	Diagnoser Diagnoser
+	Store     Store
+	Outbox    Kicker
+	Now       func() time.Time
+	Log       *slog.Logger
+}
+
+func (p *Processor) now() time.Time {
+	if p.Now != nil {
+		return p.Now()
+	}
+	return time.Now()
+}
+
+// Plan is the report for one notification and where it goes.
+type Plan struct {
+	Report   *report.Report
+	Cluster  *config.Cluster
+	Channel  string
+	Playbook *playbooks.Playbook
+	Labels   map[string]string
+}
+
+// BuildReport matches the cluster and the playbook, diagnoses (unless
+// offline) and builds the report, without offering actions or routing. It is
+// what `chmedic render` prints.
+func (p *Processor) BuildReport(ctx context.Context, m *webhook.Message, offline bool) *Plan {
+	common := map[string]string(m.CommonLabels)
+	var alerts []map[string]string
+	for _, a := range m.Alerts {
+		alerts = append(alerts, a.Labels)
+	}
+	cluster, ok := p.Config.ClusterFor(common)
+	if !ok {
+		for _, a := range alerts {
+			if cluster, ok = p.Config.ClusterFor(a); ok {
+				break
+			}
+		}
+	}
+	pb, matched := p.Playbooks.MatchGroup(common, alerts)
+	in := report.Input{
+		Data:            m.Data,
+		GroupKey:        m.GroupKey,
+		Truncated:       m.TruncatedAlerts,
+		Playbook:        report.Playbook{Name: pb.Name, Title: pb.Title, Matched: matched},
+		Sections:        sections(pb),
+		Focus:           pb.Probes,
+		AlertmanagerURL: p.Config.Alertmanager.URL,
+		Now:             p.now(),
+	}
+	switch {
+	case !ok:
+		in.Note = fmt.Sprintf("No configured cluster matches this alert's labels %s, so no live diagnosis was run.", labelString(common))
+	case offline || p.Diagnoser == nil:
+		in.Cluster = cluster.Name
+		in.Note = "Offline render: no probes were run, so there are no live findings."
+	default:
+		in.Cluster = cluster.Name
+		d, err := p.Diagnoser.Diagnose(ctx, cluster.Name)
+		if err != nil {
+			in.Note = "The live diagnosis failed: " + err.Error()
+		} else {
+			in.Diagnosis = d
+		}
+	}
+	plan := &Plan{Report: report.Build(in), Playbook: pb, Labels: common}
+	if ok {
+		plan.Cluster = cluster
+	}
+	plan.Channel = p.Config.Slack.ChannelFor(plan.Cluster, common)
+	if plan.Channel == "" {
+		plan.Channel = "log"
+	}
+	for i, a := range pb.Actions {
+		plan.Report.Actions = append(plan.Report.Actions, offered(a, fmt.Sprintf("preview-%d", i)))
+	}
+	return plan
+}
+
+func offered(a playbooks.ActionRef, requestID string) report.Action {
+	k := actions.Catalog()[a.Kind]
+	label := a.Label
+	if label == "" {
+		label = k.Label
+	}
+	ra := report.Action{Kind: a.Kind, Label: label, RequestID: requestID, Danger: k.Danger}
+	if k.Danger || k.Confirm != "" {
+		ra.Confirm = &report.Confirm{Title: label + "?", Text: k.Confirm, OK: "Request approval", Deny: "Cancel"}
+	}
+	return ra
+}
+
+func sections(pb *playbooks.Playbook) []report.Section {
+	return []report.Section{
+		{Name: "meaning", Title: "What it means", Body: strings.TrimSpace(pb.Sections.Meaning)},
+		{Name: "impact", Title: "Impact", Body: strings.TrimSpace(pb.Sections.Impact)},
+		{Name: "diagnosis", Title: "How to confirm", Body: strings.TrimSpace(pb.Sections.Diagnosis)},
+		{Name: "mitigation", Title: "Mitigation", Body: strings.TrimSpace(pb.Sections.Mitigation)},
+	}
+}
+
+// Process handles one accepted notification. It is idempotent: processing
+// the same notification again updates the same message and offers the same
+// action requests.
+func (p *Processor) Process(ctx context.Context, n store.Notification, m *webhook.Message) error {
+	plan := p.BuildReport(ctx, m, false)
+	r := plan.Report
+	clusterName := ""
+	if plan.Cluster != nil {
+		clusterName = plan.Cluster.Name
+	}
+	threadKey, inc, err := p.Store.RouteGroup(ctx, store.GroupView{
+		Cluster: clusterName, GroupKey: m.GroupKey, Title: r.Title, Status: m.Status, Firing: r.Firing,
+	}, p.Config.Slack.StormThreshold, p.Config.Slack.StormWindow)
+	if err != nil {
+		return err
+	}
+	if inc != nil {
+		r.Incident = &report.Incident{}
+		for _, g := range inc.Groups {
+			r.Incident.Groups = append(r.Incident.Groups, report.Group{Title: g.Title, Status: g.Status, Firing: g.Firing})
+		}
+		r.Status = "resolved"
+		for _, g := range inc.Groups {
+			if g.Status != "resolved" {
+				r.Status = "firing"
+			}
+		}
+	}
+	// Offer the playbook's actions under ids the buttons carry.
+	r.Actions = nil
+	if m.Status == "firing" {
+		for i, a := range plan.Playbook.Actions {
+			id, err := p.Store.OfferAction(ctx, store.ActionRequest{
+				OfferKey: fmt.Sprintf("n%d/%d", n.ID, i), Kind: a.Kind, Params: actions.WithDefaults(a.Kind, a.Params),
+				Cluster: clusterName, GroupKey: m.GroupKey, ThreadKey: threadKey, AlertStart: r.StartsAt,
+			})
+			if err != nil {
+				return err
+			}
+			r.Actions = append(r.Actions, offered(a, id))
+		}
+	}
+	body, err := Encode(r)
+	if err != nil {
+		return err
+	}
+	prev, prevErr := p.Store.Thread(ctx, threadKey)
+	if _, err := p.Store.UpsertThreadMessage(ctx, store.Thread{Key: threadKey, Channel: plan.Channel, Cluster: clusterName, Status: r.Status}, body); err != nil {
+		return err
+	}
+	if prevErr == nil {
+		if note := followUp(prev.Status, r, inc != nil, m); note != "" {
+			reply, _ := json.Marshal(chslack.Message{Text: note, Plain: note})
+			if _, err := p.Store.EnqueueReply(ctx, threadKey, reply); err != nil {
+				return err
+			}
+		}
+	}
+	if p.Outbox != nil {
+		p.Outbox.Kick()
+	}
+	if p.Log != nil {
+		p.Log.Info("notification processed", "notification_id", n.ID, "thread_key", threadKey, "playbook", plan.Playbook.Name,
+			"cluster", clusterName, "channel", plan.Channel, "status", r.Status)
+	}
+	return nil
+}
+
+// followUp is the thread reply for a change worth a notification.
+func followUp(prevStatus string, r *report.Report, incident bool, m *webhook.Message) string {
+	switch {
+	case prevStatus == "firing" && r.Status == "resolved":
+		when := r.ResolvedAt
+		if when.IsZero() {
+			when = r.GeneratedAt
+		}
+		return fmt.Sprintf(":white_check_mark: Resolved at %s UTC: %s.", when.UTC().Format("15:04:05"), resolvedList(m))
+	case prevStatus == "resolved" && r.Status == "firing":
+		return fmt.Sprintf(":fire: Firing again: %d alert(s).", r.Firing)
+	case incident && prevStatus != "":
+		return fmt.Sprintf("Alert group %s is now %s (%d firing).", r.Title, m.Status, r.Firing)
+	}
+	return ""
+}
+
+func resolvedList(m *webhook.Message) string {
+	var names []string
+	for _, a := range m.Alerts {
+		if a.Status == "resolved" {
+			names = append(names, a.Labels["alertname"]+" "+labelString(distinctLabels(a.Labels, m.CommonLabels)))
+		}
+	}
+	if len(names) > 5 {
+		names = append(names[:5], fmt.Sprintf("and %d more", len(names)-5))
+	}
+	return strings.Join(names, ", ")
+}
+
+func distinctLabels(l, common map[string]string) map[string]string {
+	out := map[string]string{}
+	for k, v := range l {
+		if common[k] != v {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// Encode renders a report into an outbox body: the Slack blocks and, for
+// the log, the plain text.
+func Encode(r *report.Report) ([]byte, error) {
+	msg := chslack.Render(r)
+	var buf bytes.Buffer
+	if err := report.WriteText(&buf, r); err != nil {
+		return nil, err
+	}
+	msg.Plain = buf.String()
+	return json.Marshal(msg)
+}
+
+func labelString(m map[string]string) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, 0, len(keys))
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%s=%q", k, m[k]))
+	}
+	return "{" + strings.Join(parts, ", ") + "}"
+}

@@ -1,0 +1,107 @@
+// Package diagnose owns a diagnosis round: it runs the probes against every
+// node of one cluster under a strict load bound (a per-probe timeout, an
+// overall budget, one round in flight per cluster shared by every caller, a
+// short result cache, expensive probes skipped when the coordination service
+// is already degraded), then turns the results into findings and a ranked
+// likely cause.
+package diagnose
+
+import (
+	"sort"
+	"time"
+
+	"github.com/chmedic/chmedic/playbooks/probe"
+)
+
+// Diagnosis is the outcome of one round on one cluster.
+type Diagnosis struct {
+	Cluster  string         `json:"cluster"`
+	Started  time.Time      `json:"started"`
+	Duration time.Duration  `json:"duration_ns"`
+	Results  []probe.Result `json:"results"`
+	Findings []Finding      `json:"findings"`
+	Causes   []Cause        `json:"causes"`
+	// Verdict is the one-line answer: what is going on.
+	Verdict string `json:"verdict"`
+	// Status is the worst finding's status.
+	Status probe.Status `json:"status"`
+	// SkippedExpensive explains why the probes that read the coordination
+	// service were not run, when they were not.
+	SkippedExpensive string `json:"skipped_expensive,omitempty"`
+	// Shared is true when this caller reused a round started by another
+	// caller or a cached one (it is not stored; set per call).
+	Shared bool `json:"-"`
+}
+
+// Finding is one thing worth telling the engineer, worst first.
+type Finding struct {
+	Status   probe.Status  `json:"status"`
+	Probe    string        `json:"probe"`
+	Node     string        `json:"node,omitempty"`
+	Summary  string        `json:"summary"`
+	Evidence []probe.Table `json:"evidence,omitempty"`
+}
+
+// Likelihood grades a cause.
+type Likelihood string
+
+// Likelihoods.
+const (
+	Likely   Likelihood = "likely"
+	Possible Likelihood = "possible"
+	Unlikely Likelihood = "unlikely"
+)
+
+// Cause is a candidate explanation with the evidence for and against it.
+type Cause struct {
+	Name       string     `json:"name"`
+	Title      string     `json:"title"`
+	Score      float64    `json:"score"`
+	Likelihood Likelihood `json:"likelihood"`
+	For        []string   `json:"for,omitempty"`
+	Against    []string   `json:"against,omitempty"`
+}
+
+// Top returns the most likely cause, or false when none is at least possible.
+func (d *Diagnosis) Top() (Cause, bool) {
+	if len(d.Causes) == 0 || d.Causes[0].Likelihood == Unlikely {
+		return Cause{}, false
+	}
+	return d.Causes[0], true
+}
+
+// ResultsFor returns the results of one probe, in node order.
+func (d *Diagnosis) ResultsFor(name string) []probe.Result {
+	var out []probe.Result
+	for _, r := range d.Results {
+		if r.Probe == name {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// findings lists every non-ok result, worst first, then by probe and node.
+func findings(results []probe.Result) []Finding {
+	var fs []Finding
+	for _, r := range results {
+		if r.Status == probe.OK && r.Skipped == "" {
+			continue
+		}
+		summary := r.Summary
+		if r.Skipped != "" {
+			summary = "skipped: " + r.Skipped
+		}
+		fs = append(fs, Finding{Status: r.Status, Probe: r.Probe, Node: r.Node, Summary: summary, Evidence: r.Evidence})
+	}
+	sort.SliceStable(fs, func(i, j int) bool {
+		if fs[i].Status != fs[j].Status {
+			return fs[i].Status > fs[j].Status
+		}
+		if fs[i].Probe != fs[j].Probe {
+			return fs[i].Probe < fs[j].Probe
+		}
+		return fs[i].Node < fs[j].Node
+	})
+	return fs
+}
