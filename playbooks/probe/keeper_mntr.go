@@ -46,7 +46,7 @@ func keeperMntr() Spec {
 			}
 			r.SetAttr("flavor", flavor)
 			var notes []string
-						switch {
+			switch {
 			case m.AvgLatency >= ms(th.KeeperLatencyCrit):
 				r.Raise(Crit)
 				notes = append(notes, fmt.Sprintf("average latency %.1f ms (severe above %s)", m.AvgLatency, th.KeeperLatencyCrit))
