@@ -130,7 +130,7 @@ func analyze(results []probe.Result, th probe.Thresholds, now time.Time) (fs []F
 	}
 	sort.SliceStable(cs, func(i, j int) bool { return cs[i].Score > cs[j].Score })
 	verdict = headline(v, fs)
-	if worst == probe.OK {
+	if worst <= probe.Unknown {
 		return fs, cs, verdict, worst
 	}
 	if len(cs) > 0 && cs[0].Likelihood != Unlikely {
@@ -160,19 +160,26 @@ func headline(v view, fs []Finding) string {
 	case kmeasured > 0 && len(kdown) == kmeasured:
 		return fmt.Sprintf("The coordination service does not answer on any of its %d nodes.", kmeasured)
 	}
-	if lat, node, ok := v.max("clickhouse.keeper_latency", "latency_ms"); ok && lat >= ms(v.th.KeeperLatencyWarn) {
+	if lat, node, ok := v.max("keeper.mntr", "avg_latency_ms"); ok && lat >= ms(v.th.KeeperLatencyWarn) {
 		level := "stressed"
 		if lat >= ms(v.th.KeeperLatencyCrit) {
 			level = "severely degraded"
 		}
-		return fmt.Sprintf("Coordination is %s: round-trip %.0f ms from %s (healthy is under %s).", level, lat, node, v.th.KeeperLatencyWarn)
+		return fmt.Sprintf("Coordination is %s: average operation latency %.0f ms on %s (healthy is under %s).", level, lat, node, v.th.KeeperLatencyWarn)
+	}
+	if lat, node, ok := v.max("clickhouse.keeper_latency", "latency_ms"); ok && lat >= ms(v.th.KeeperLatencyCrit) {
+		level := "stressed"
+		if lat >= 10*ms(v.th.KeeperLatencyCrit) {
+			level = "saturated"
+		}
+		return fmt.Sprintf("Coordination is %s: reading it from %s takes %.0f ms (normal is under %s).", level, node, lat, v.th.KeeperLatencyCrit)
 	}
 	if len(fs) == 0 {
 		return fmt.Sprintf("Cluster healthy: all %d checks passed.", len(v.results))
 	}
 	worst := fs[0]
 	if worst.Status == probe.OK || worst.Status == probe.Unknown {
-		return fmt.Sprintf("No problem found; %d checks could not be completed (see below).", countStatus(fs, probe.Unknown))
+		return fmt.Sprintf("No problem found; %d checks could not be completed on this server version or setup (see below).", countStatus(fs, probe.Unknown))
 	}
 	where := ""
 	if worst.Node != "" {
@@ -378,7 +385,7 @@ func causeMetadataExplosion(v view) Cause {
 }
 
 func latencyElevated(v view) bool {
-	if lat, _, ok := v.max("clickhouse.keeper_latency", "latency_ms"); ok && lat >= ms(v.th.KeeperLatencyWarn) {
+	if lat, _, ok := v.max("clickhouse.keeper_latency", "latency_ms"); ok && lat >= ms(v.th.KeeperLatencyCrit) {
 		return true
 	}
 	if lat, _, ok := v.max("keeper.mntr", "avg_latency_ms"); ok && lat >= ms(v.th.KeeperLatencyWarn) {
@@ -415,19 +422,35 @@ func causeDiskBottleneck(v view) Cause {
 
 func causeReconnectionHerd(v view) Cause {
 	c := Cause{Name: "reconnection_herd", Title: "a reconnection herd after a coordination restart or leader change"}
+	// Server start times: sessions opened when a server started are its
+	// first sessions, not reconnections.
+	uptime := map[string]float64{}
+	for _, r := range v.ran("clickhouse.ping") {
+		if u, ok := r.Fact("uptime_seconds"); ok {
+			uptime[r.Node] = u
+		}
+	}
 	var uptimes []float64
 	var nodes []string
+	fromStart := 0
 	for _, r := range v.ran("clickhouse.keeper_sessions") {
 		if u, ok := r.Fact("session_uptime_seconds"); ok {
 			uptimes = append(uptimes, u)
 			nodes = append(nodes, r.Node)
+			if su, ok := uptime[r.Node]; ok && su-u < 30 {
+				fromStart++
+			}
 		}
 	}
+	signature := false
 	if len(uptimes) >= 2 {
 		lo, hi := minMax(uptimes)
 		switch {
+		case fromStart == len(uptimes):
+			c.Against = append(c.Against, "the sessions date from the servers' own start, not from a reconnection")
 		case hi-lo <= 5 && hi < 900:
-			c.Score += 0.5
+			signature = true
+			c.Score += 0.4
 			c.For = append(c.For, fmt.Sprintf("sessions of %s all began within %.0f s of each other, %.0f s ago", nodesText(nodes), hi-lo, hi))
 		case hi-lo > 60:
 			c.Against = append(c.Against, fmt.Sprintf("session ages differ by %.0f s", hi-lo))
@@ -435,15 +458,29 @@ func causeReconnectionHerd(v view) Cause {
 			c.Against = append(c.Against, fmt.Sprintf("sessions are %.0f s old", lo))
 		}
 	}
+	minUptime := math.Inf(1)
+	for _, u := range uptime {
+		minUptime = math.Min(minUptime, u)
+	}
 	if burst, node, ok := v.max("keeper.cons", "recent_connections"); ok && burst >= 2 {
-		if spread, _, ok := v.max("keeper.cons", "recent_spread_seconds"); ok && spread <= 5 {
+		spread, _, _ := v.max("keeper.cons", "recent_spread_seconds")
+		oldestAge, _, hasAge := v.max("keeper.cons", "recent_oldest_age_seconds")
+		switch {
+		case spread > 5:
+		case hasAge && oldestAge >= minUptime-30:
+			c.Against = append(c.Against, "the recent client connections coincide with ClickHouse servers starting")
+		default:
+			signature = true
 			c.Score += 0.3
 			c.For = append(c.For, fmt.Sprintf("%.0f client connections to %s were established within %.0f s in the last few minutes", burst, node, spread))
 		}
 	}
-	if c.Score > 0 && latencyElevated(v) {
-		c.Score += 0.2
+	if signature && latencyElevated(v) {
+		c.Score += 0.3
 		c.For = append(c.For, "coordination latency is elevated while they reconnect")
+	} else if signature {
+		c.Score = math.Min(c.Score, 0.4)
+		c.Against = append(c.Against, "coordination latency is normal, so the reconnections are not hurting it")
 	}
 	return c
 }

@@ -13,7 +13,8 @@ import (
 //
 // Facts: connections, max_per_ip, max_per_ip_ratio (of maxClientCnxns, when
 // the limit is known), recent_connections (established in the last 5
-// minutes), recent_spread_seconds (how close together those were).
+// minutes), recent_spread_seconds (how close together those were),
+// recent_oldest_age_seconds (how long ago the first of them was).
 // Attrs: top_ip.
 func keeperCons() Spec {
 	return Spec{Name: "keeper.cons", Kind: KindKeeper, Doc: "Client connections per address against maxClientCnxns, and reconnection bursts (cons).",
@@ -81,6 +82,7 @@ func keeperCons() Spec {
 			if len(recent) >= 2 {
 				sort.Slice(recent, func(i, j int) bool { return recent[i].Before(recent[j]) })
 				r.SetFact("recent_spread_seconds", recent[len(recent)-1].Sub(recent[0]).Seconds())
+				r.SetFact("recent_oldest_age_seconds", at.Sub(recent[0]).Seconds())
 			}
 			return r
 		}}

@@ -268,6 +268,22 @@ func (t Thresholds) LatencyStatus(d time.Duration) Status {
 	return OK
 }
 
+// RoundTripStatus classifies the time ClickHouse takes to read the
+// coordination service (system.zookeeper): that query makes several
+// coordination requests and carries the server's own overhead, so the
+// runbooks read it on a coarser scale than one operation's latency: under
+// KeeperLatencyCrit is normal, up to ten times that is stressed, beyond is
+// saturation.
+func (t Thresholds) RoundTripStatus(d time.Duration) Status {
+	switch {
+	case d >= 10*t.KeeperLatencyCrit:
+		return Crit
+	case d >= t.KeeperLatencyCrit:
+		return Warn
+	}
+	return OK
+}
+
 // Truncate keeps at most n rows of tbl, counting the rest in Omitted.
 func Truncate(tbl Table, n int) Table {
 	if len(tbl.Rows) > n {
