@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -56,8 +57,22 @@ type chmedic struct {
 	cfgPath string
 	addr    string
 	cmd     *exec.Cmd
-	logs    *bytes.Buffer
+	logs    *syncBuffer
+	exited  chan struct{}
 }
+
+// syncBuffer is a bytes.Buffer safe for the process's writes and the test's reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 func freeAddr(t *testing.T) string {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -75,7 +90,7 @@ func writeConfig(t *testing.T, dir string, env *testenv.Env, slackURL string, ex
 	for _, c := range env.ClickHouse {
 		fmt.Fprintf(&nodes, "        - {name: %s, address: %q, replica: %s}\n", c.Name, c.Addr(), c.Replica)
 	}
-	cfg := fmt.Sprintf(`listen_address: 127.0.0.1:0
+	cfg := fmt.Sprintf(`listen_address: 127.0.0.1:9135
 shutdown_timeout: 5s
 log: {level: debug, format: json}
 store: {path: chmedic.db}
@@ -111,7 +126,7 @@ slack:
 
 func startChmedic(t *testing.T, dir, cfgPath string, env *testenv.Env) *chmedic {
 	t.Helper()
-	c := &chmedic{t: t, dir: dir, cfgPath: cfgPath, addr: freeAddr(t), logs: &bytes.Buffer{}}
+	c := &chmedic{t: t, dir: dir, cfgPath: cfgPath, addr: freeAddr(t), logs: &syncBuffer{}, exited: make(chan struct{})}
 	c.cmd = exec.Command(binary, "serve", "--config", cfgPath, "--web.listen-address", c.addr)
 	c.cmd.Env = append(os.Environ(),
 		"CHMEDIC_TEST_WEBHOOK_TOKEN="+webhookToken,
@@ -123,6 +138,7 @@ func startChmedic(t *testing.T, dir, cfgPath string, env *testenv.Env) *chmedic 
 	if err := c.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	go func() { c.cmd.Wait(); close(c.exited) }()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		resp, err := http.Get("http://" + c.addr + "/readyz")
@@ -131,6 +147,11 @@ func startChmedic(t *testing.T, dir, cfgPath string, env *testenv.Env) *chmedic 
 			if resp.StatusCode == 200 {
 				break
 			}
+		}
+		select {
+		case <-c.exited:
+			t.Fatalf("chmedic exited at start: %v\n%s", c.cmd.ProcessState, c.logs)
+		default:
 		}
 		if time.Now().After(deadline) {
 			c.kill()
@@ -149,27 +170,31 @@ func startChmedic(t *testing.T, dir, cfgPath string, env *testenv.Env) *chmedic 
 
 func (c *chmedic) url(path string) string { return "http://" + c.addr + path }
 
+// stop sends SIGTERM and waits for a graceful exit.
 func (c *chmedic) stop() {
-	if c.cmd.ProcessState != nil {
+	select {
+	case <-c.exited:
 		return
+	default:
 	}
 	c.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { c.cmd.Wait(); close(done) }()
 	select {
-	case <-done:
+	case <-c.exited:
 	case <-time.After(20 * time.Second):
 		c.cmd.Process.Kill()
-		<-done
+		<-c.exited
 	}
 }
 
+// kill is a crash: SIGKILL, no shutdown.
 func (c *chmedic) kill() {
-	if c.cmd.ProcessState != nil {
+	select {
+	case <-c.exited:
 		return
+	default:
 	}
 	c.cmd.Process.Kill()
-	c.cmd.Wait()
+	<-c.exited
 }
 
 func (c *chmedic) post(t *testing.T, body []byte, token string) (int, string) {
@@ -294,5 +319,126 @@ func decodeJSON(t *testing.T, b []byte, v any) {
 	t.Helper()
 	if err := json.Unmarshal(b, v); err != nil {
 		t.Fatalf("%v: %s", err, b)
+	}
+}
+
+// messagesAbout returns the top-level messages whose text mentions s.
+func messagesAbout(slk *slackfake.Server, s string) []slackfake.Message {
+	var out []slackfake.Message
+	for _, m := range slk.Messages(slackChannel) {
+		if m.ThreadTS == "" && strings.Contains(m.Text, s) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// TestResolveUpdatesTheSameMessage: the posted message carries live
+// findings from the real cluster; the resolve updates it in place and says
+// so in its thread.
+func TestResolveUpdatesTheSameMessage(t *testing.T) {
+	env := testenv.Shared(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	slk := slackfake.New(t, slackfake.Options{})
+	dir := t.TempDir()
+	ch := startChmedic(t, dir, writeConfig(t, dir, env, slk.URL(), ""), env)
+	if err := env.Alertmanager.SetWebhook(ctx, ch.url("/webhook"), webhookToken); err != nil {
+		t.Fatal(err)
+	}
+	a := alert("ClickHouseReplicasInReadOnly", nil)
+	if err := env.Alertmanager.PostAlerts(ctx, []testenv.PostableAlert{a}); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the firing message", 30*time.Second, func() bool { return len(messagesAbout(slk, "ClickHouseReplicasInReadOnly")) == 1 })
+	first := messagesAbout(slk, "ClickHouseReplicasInReadOnly")[0]
+	if !strings.HasPrefix(first.Text, "[FIRING]") {
+		t.Fatalf("text %q", first.Text)
+	}
+	// Live findings from the real servers: the checks ran on ch-1 and ch-2.
+	for _, want := range []string{"checks on cluster test", "How to confirm", "Mitigation", `"action_id":"chmedic:ddl_freeze`} {
+		if !strings.Contains(string(first.Blocks), want) {
+			t.Errorf("blocks lack %q", want)
+		}
+	}
+	a.EndsAt = time.Now()
+	if err := env.Alertmanager.PostAlerts(ctx, []testenv.PostableAlert{a}); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the message to be updated as resolved", 30*time.Second, func() bool {
+		m, ok := slk.Message(slackChannel, first.TS)
+		return ok && strings.HasPrefix(m.Text, "[RESOLVED]")
+	})
+	if n := len(messagesAbout(slk, "ClickHouseReplicasInReadOnly")); n != 1 {
+		t.Fatalf("%d top-level messages for the group, want 1 updated in place", n)
+	}
+	m, _ := slk.Message(slackChannel, first.TS)
+	if strings.Contains(string(m.Blocks), `"type":"actions"`) {
+		t.Error("the resolved message still offers actions")
+	}
+	waitUntil(t, "a resolved note in the thread", 10*time.Second, func() bool {
+		for _, r := range slk.Replies(slackChannel, first.TS) {
+			if strings.Contains(r.Text, "Resolved at") {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+// TestSlackOutageAndRestartDeliverOnce: Slack answers 429s, then is down;
+// chmedic is killed mid-outage and restarted; once Slack is back the message
+// is posted exactly once.
+func TestSlackOutageAndRestartDeliverOnce(t *testing.T) {
+	env := testenv.Shared(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	slk := slackfake.New(t, slackfake.Options{})
+	dir := t.TempDir()
+	cfg := writeConfig(t, dir, env, slk.URL(), "")
+	ch := startChmedic(t, dir, cfg, env)
+	if err := env.Alertmanager.SetWebhook(ctx, ch.url("/webhook"), webhookToken); err != nil {
+		t.Fatal(err)
+	}
+
+	// A 429 storm: every post is rate limited five times over.
+	slk.FailNext("chat.postMessage", 5, slackfake.Failure{Status: 429, RetryAfter: time.Second})
+	if err := env.Alertmanager.PostAlerts(ctx, []testenv.PostableAlert{alert("ClickhouseZookeeperConnectionIssues", nil)}); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the rate-limited message", 60*time.Second, func() bool {
+		return len(messagesAbout(slk, "ClickhouseZookeeperConnectionIssues")) >= 1
+	})
+	if ch.metric(t, "chmedic_slack_rate_limited_total", "") < 1 {
+		t.Error("no 429 was counted")
+	}
+
+	// An outage, and a crash in the middle of it.
+	slk.SetOutage(true)
+	if err := env.Alertmanager.PostAlerts(ctx, []testenv.PostableAlert{alert("ClickHouseZooKeeperHardwareExceptions", nil)}); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the notification to be processed into the outbox", 30*time.Second, func() bool {
+		return ch.metric(t, "chmedic_notifications_processed_total", `result="done"`) >= 2
+	})
+	waitUntil(t, "a failed Slack call", 30*time.Second, func() bool {
+		return ch.metric(t, "chmedic_slack_errors_total", `class="transient"`) >= 1
+	})
+	ch.kill()
+	ch2 := startChmedic(t, dir, cfg, env)
+	if err := env.Alertmanager.SetWebhook(ctx, ch2.url("/webhook"), webhookToken); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Second) // Slack still down after the restart
+	slk.SetOutage(false)
+	waitUntil(t, "the message after the outage", 60*time.Second, func() bool {
+		return len(messagesAbout(slk, "ClickHouseZooKeeperHardwareExceptions")) >= 1
+	})
+	// Let any duplicate that would come, come.
+	time.Sleep(3 * time.Second)
+	for _, name := range []string{"ClickhouseZookeeperConnectionIssues", "ClickHouseZooKeeperHardwareExceptions"} {
+		if n := len(messagesAbout(slk, name)); n != 1 {
+			t.Errorf("%s: %d messages, want exactly 1", name, n)
+		}
 	}
 }

@@ -257,7 +257,7 @@ func findingsTexts(r *report.Report) []string {
 		}
 		fs := r.FindingsInOrder()
 		if len(fs) == 0 {
-			items = append(items, fmt.Sprintf(":large_green_circle: All %d checks passed.", len(d.Results)))
+			items = append(items, fmt.Sprintf(":large_green_circle: All %d checks passed.", len(d.Results)-len(unavailable(d))))
 		}
 		for i, f := range fs {
 			if i == maxFindings {
@@ -266,6 +266,9 @@ func findingsTexts(r *report.Report) []string {
 			}
 			items = append(items, findingText(f))
 		}
+	}
+	if d := r.Diagnosis; d != nil && len(d.NotAvailable) > 0 {
+		items = append(items, fmt.Sprintf("_Not available here: %s._", escape(strings.Join(d.NotAvailable, "; "))))
 	}
 	// Pack items into sections of at most MaxTextLen characters.
 	var out []string
@@ -440,4 +443,14 @@ func labelText(m map[string]string) string {
 		parts = append(parts, k+"="+m[k])
 	}
 	return escape(strings.Join(parts, " "))
+}
+
+func unavailable(d *diagnose.Diagnosis) []probe.Result {
+	var out []probe.Result
+	for _, r := range d.Results {
+		if r.IsUnavailable() {
+			out = append(out, r)
+		}
+	}
+	return out
 }

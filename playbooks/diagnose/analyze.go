@@ -175,6 +175,15 @@ func headline(v view, fs []Finding) string {
 		return fmt.Sprintf("Coordination is %s: reading it from %s takes %.0f ms (normal is under %s).", level, node, lat, v.th.KeeperLatencyCrit)
 	}
 	if len(fs) == 0 {
+		na := 0
+		for _, r := range v.results {
+			if r.IsUnavailable() {
+				na++
+			}
+		}
+		if na > 0 {
+			return fmt.Sprintf("Cluster healthy: all %d checks passed (%d more are not available on this server version or setup).", len(v.results)-na, na)
+		}
 		return fmt.Sprintf("Cluster healthy: all %d checks passed.", len(v.results))
 	}
 	worst := fs[0]

@@ -7,7 +7,9 @@
 package diagnose
 
 import (
+	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/chmedic/chmedic/playbooks/probe"
@@ -25,6 +27,10 @@ type Diagnosis struct {
 	Verdict string `json:"verdict"`
 	// Status is the worst finding's status.
 	Status probe.Status `json:"status"`
+	// NotAvailable lists the checks this cluster's server version or setup
+	// cannot answer ("clickhouse.ddl_queue on ch-1: system.distributed_ddl_queue");
+	// they are not findings.
+	NotAvailable []string `json:"not_available,omitempty"`
 	// SkippedExpensive explains why the probes that read the coordination
 	// service were not run, when they were not.
 	SkippedExpensive string `json:"skipped_expensive,omitempty"`
@@ -85,7 +91,7 @@ func (d *Diagnosis) ResultsFor(name string) []probe.Result {
 func findings(results []probe.Result) []Finding {
 	var fs []Finding
 	for _, r := range results {
-		if r.Status == probe.OK && r.Skipped == "" {
+		if (r.Status == probe.OK && r.Skipped == "") || r.IsUnavailable() {
 			continue
 		}
 		summary := r.Summary
@@ -104,4 +110,27 @@ func findings(results []probe.Result) []Finding {
 		return fs[i].Node < fs[j].Node
 	})
 	return fs
+}
+
+// notAvailable lists the checks the servers cannot answer, one line each,
+// collapsing nodes that share the reason.
+func notAvailable(results []probe.Result) []string {
+	type key struct{ probe, what string }
+	nodes := map[key][]string{}
+	var order []key
+	for _, r := range results {
+		if !r.IsUnavailable() {
+			continue
+		}
+		k := key{r.Probe, r.Summary}
+		if _, ok := nodes[k]; !ok {
+			order = append(order, k)
+		}
+		nodes[k] = append(nodes[k], r.Node)
+	}
+	var out []string
+	for _, k := range order {
+		out = append(out, fmt.Sprintf("%s (%s): %s", k.probe, strings.Join(nodes[k], ", "), k.what))
+	}
+	return out
 }

@@ -141,10 +141,19 @@ func (r *Result) Fail(status Status, err error, summary string) {
 }
 
 // Unavailable marks a probe whose table or column this server lacks.
+// Such a result is not a finding: the report lists it apart, as a check
+// this server cannot answer.
 func (r *Result) Unavailable(what, version string) {
 	r.Status = Unknown
 	r.Summary = fmt.Sprintf("not available on ClickHouse %s: %s", version, what)
+	r.SetAttr(AttrUnavailable, what)
 }
+
+// AttrUnavailable marks a result whose check this server cannot answer.
+const AttrUnavailable = "unavailable"
+
+// IsUnavailable reports whether the check is not available on the server.
+func (r *Result) IsUnavailable() bool { return r.Attrs[AttrUnavailable] != "" }
 
 // MarshalJSON keeps durations readable.
 func (r Result) MarshalJSON() ([]byte, error) {

@@ -147,7 +147,7 @@ func writeDiagnosis(b *bufio.Writer, d *diagnose.Diagnosis, fs []diagnose.Findin
 		fmt.Fprintf(b, "Probes that query the coordination service were skipped: %s\n", d.SkippedExpensive)
 	}
 	if len(fs) == 0 {
-		fmt.Fprintf(b, "All %d checks passed.\n", len(d.Results))
+		fmt.Fprintf(b, "All %d checks passed.\n", len(d.Results)-countUnavailable(d))
 	}
 	for _, f := range fs {
 		node := ""
@@ -157,6 +157,12 @@ func writeDiagnosis(b *bufio.Writer, d *diagnose.Diagnosis, fs []diagnose.Findin
 		fmt.Fprintf(b, "  %-4s %s%s: %s\n", StatusMark(f.Status), node, f.Probe, f.Summary)
 		for _, t := range f.Evidence {
 			writeTable(b, t, "         ")
+		}
+	}
+	if len(d.NotAvailable) > 0 {
+		fmt.Fprintf(b, "Not available on this server version or setup:\n")
+		for _, n := range d.NotAvailable {
+			fmt.Fprintf(b, "  - %s\n", n)
 		}
 	}
 	if top, ok := d.Top(); ok {
@@ -233,4 +239,14 @@ func capitalize(s string) string {
 		return s
 	}
 	return strings.ToUpper(s[:1]) + s[1:]
+}
+
+func countUnavailable(d *diagnose.Diagnosis) int {
+	n := 0
+	for _, r := range d.Results {
+		if r.IsUnavailable() {
+			n++
+		}
+	}
+	return n
 }
