@@ -35,11 +35,25 @@ func main() {
 	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
 }
 
+// exitRequest carries the exit code kingpin asks for after --help.
+type exitRequest struct{ code int }
+
 // run executes one command and returns the exit code.
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int) {
 	a := kingpin.New("chmedic", "Alertmanager receiver that diagnoses ClickHouse / Keeper incidents and posts runbook-structured Slack messages.")
 	a.Writer(stderr)
-	a.Terminate(nil)
+	// kingpin "terminates" after printing help; stop here instead of
+	// running the command.
+	a.Terminate(func(c int) { panic(exitRequest{c}) })
+	defer func() {
+		if r := recover(); r != nil {
+			e, ok := r.(exitRequest)
+			if !ok {
+				panic(r)
+			}
+			code = e.code
+		}
+	}()
 	a.HelpFlag.Short('h')
 	a.UsageWriter(stdout)
 	configFlag := func(c *kingpin.CmdClause) *string {
@@ -80,9 +94,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintf(stderr, "chmedic: %v\n", err)
 		return 2
-	}
-	if cmd == "" { // --help
-		return 0
 	}
 	switch cmd {
 	case versionCmd.FullCommand():
