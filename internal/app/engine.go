@@ -96,10 +96,14 @@ func BuildEngine(cfg *config.Config, log *slog.Logger, reg prometheus.Registerer
 		}
 		clusters = append(clusters, dc)
 	}
+	ttl := cfg.Diagnosis.CacheTTL
+	if ttl == 0 {
+		ttl = -1 // cache_ttl: 0 disables the cache; the engine reads 0 as "default"
+	}
 	engine := diagnose.New(clusters, diagnose.Options{
 		ProbeTimeout: cfg.Diagnosis.ProbeTimeout,
 		Budget:       cfg.Diagnosis.Budget,
-		CacheTTL:     cfg.Diagnosis.CacheTTL,
+		CacheTTL:     ttl,
 		Thresholds:   Thresholds(cfg),
 		Keeper:       &keeper.Client{Timeout: cfg.Diagnosis.ProbeTimeout},
 		Log:          log,

@@ -86,7 +86,13 @@ func Render(r *report.Report) Message {
 
 	if len(bs) > MaxBlocks {
 		// Keep the head and the tail (actions, links, footer); drop the middle.
-		tail := 3
+		tail := 1 // footer
+		if r.Status != "resolved" && len(r.Actions) > 0 {
+			tail++
+		}
+		if linksText(r.Links) != "" {
+			tail++
+		}
 		bs = append(bs[:MaxBlocks-tail-1], append([]slack.Block{section("omitted", "_Some sections were left out to fit Slack's 50-block limit; run `chmedic diagnose` for the full report._")}, bs[len(bs)-tail:]...)...)
 	}
 	return Message{Text: clip(fallbackText(r), MaxFallbackText), Blocks: slack.Blocks{BlockSet: bs}}
@@ -420,7 +426,11 @@ func footerText(r *report.Report) string {
 }
 
 func fallbackText(r *report.Report) string {
-	s := fmt.Sprintf("[%s] %s", strings.ToUpper(r.Status), r.Title)
+	title := r.Title
+	if r.Incident != nil {
+		title = fmt.Sprintf("Incident: %d alert groups", len(r.Incident.Groups))
+	}
+	s := fmt.Sprintf("[%s] %s", strings.ToUpper(r.Status), title)
 	if r.Cluster != "" {
 		s += " on " + r.Cluster
 	}

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/chmedic/chmedic/playbooks/diagnose"
 	"github.com/chmedic/chmedic/playbooks/probe"
@@ -192,10 +193,16 @@ func writeTable(b *bufio.Writer, t probe.Table, indent string) {
 	for i, c := range t.Columns {
 		widths[i] = len(c)
 	}
+	cell := func(c string) string {
+		if utf8.RuneCountInString(c) > 60 {
+			return string([]rune(c)[:59]) + "…"
+		}
+		return c
+	}
 	for _, row := range t.Rows {
 		for i, c := range row {
-			if i < len(widths) && len(c) > widths[i] {
-				widths[i] = min(len(c), 60)
+			if n := utf8.RuneCountInString(cell(c)); i < len(widths) && n > widths[i] {
+				widths[i] = n
 			}
 		}
 	}
@@ -205,10 +212,8 @@ func writeTable(b *bufio.Writer, t probe.Table, indent string) {
 			if i >= len(widths) {
 				break
 			}
-			if len(c) > 60 {
-				c = c[:59] + "…"
-			}
-			fmt.Fprintf(b, "%-*s  ", widths[i], c)
+			c = cell(c)
+			fmt.Fprint(b, c, strings.Repeat(" ", widths[i]-utf8.RuneCountInString(c)+2))
 		}
 		fmt.Fprintln(b)
 	}
