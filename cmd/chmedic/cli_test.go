@@ -3,10 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func runCLI(t *testing.T, args ...string) (int, string, string) {
@@ -79,5 +81,50 @@ slack:
 				t.Errorf("output leaks %q", tc.noOutput)
 			}
 		})
+	}
+}
+
+// TestServeExampleConfig: `chmedic serve` starts with the example config on
+// a fresh machine (nothing to reach: those are findings, not failures),
+// answers its probes, and stops cleanly on SIGTERM (context cancel).
+func TestServeExampleConfig(t *testing.T) {
+	addr := freeAddr(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	var out, errb syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"serve", "--config", "chmedic.example.yaml", "--web.listen-address", addr,
+			"--store.path", filepath.Join(t.TempDir(), "chmedic.db")}, &out, &errb)
+	}()
+	waitUntil(t, "/readyz", 10*time.Second, func() bool {
+		resp, err := http.Get("http://" + addr + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+	code, _ := (&chmedic{addr: addr}).post(t, []byte(`{"version":"4","groupKey":"k","status":"firing","alerts":[{"status":"firing","labels":{"alertname":"ClickHouseReadonlyReplica"}}]}`), "")
+	if code != 200 {
+		t.Fatalf("webhook answered %d", code)
+	}
+	// Without a Slack token the message goes to the log.
+	waitUntil(t, "the message in the log", 20*time.Second, func() bool {
+		return strings.Contains(errb.String(), "message that would be posted")
+	})
+	cancel()
+	select {
+	case c := <-done:
+		if c != 0 {
+			t.Fatalf("exit %d\n%s", c, errb.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("serve did not stop")
+	}
+	log := errb.String()
+	for _, want := range []string{"no Slack bot token configured", "webhook authentication is not configured", "chmedic started", "stopped"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("log lacks %q", want)
+		}
 	}
 }
