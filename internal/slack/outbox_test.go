@@ -286,3 +286,28 @@ func TestOutboxLogModeWithoutToken(t *testing.T) {
 		t.Fatal("log mode called Slack")
 	}
 }
+
+// TestOutboxReconcilesByChannelName: with a channel configured by name,
+// the lookup after an unknown outcome resolves the name first.
+func TestOutboxReconcilesByChannelName(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	h.fake.FailNext("chat.postMessage", 1, slackfake.Failure{Delay: 400 * time.Millisecond})
+	id, err := h.st.UpsertThreadMessage(ctx, store.Thread{Key: "group:n", Channel: "#alerts"}, body(t, "by name"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.outbox(100 * time.Millisecond).Step(ctx)
+	h.fake.WaitFor(t, func() bool { return len(h.fake.Messages("alerts")) == 1 }, 5*time.Second)
+	ob := h.outbox(5 * time.Second)
+	ob.Step(ctx)
+	if e := h.entry(id); e.State != store.OutboxSent {
+		t.Fatalf("%+v", e)
+	}
+	if n := len(h.fake.Messages("alerts")); n != 1 {
+		t.Fatalf("%d messages", n)
+	}
+	if h.fake.CallCount("conversations.list") == 0 {
+		t.Fatal("the channel name was not resolved")
+	}
+}

@@ -2,7 +2,9 @@ package slackfake
 
 import (
 	"encoding/base64"
+	"fmt"
 	"math"
+	"sort"
 	"strconv"
 	"strings"
 )
@@ -184,4 +186,48 @@ func (s *Server) paginateLocked(out map[string]any, selected []*message, pg page
 	if hasMore {
 		out["response_metadata"] = map[string]any{"next_cursor": encodeCursor(micros(selected[pg.limit]))}
 	}
+}
+
+// conversationsList lists the known channels (Options.Channels, or every
+// channel posted to). The fake has no separate channel IDs: a channel's ID
+// is its name. Pagination: limit and an opaque cursor (an offset).
+func (s *Server) conversationsList(req *request) (map[string]any, *apiError) {
+	limit := 100
+	if v := req.p.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return nil, errf("invalid_limit")
+		}
+		limit = min(n, 1000)
+	}
+	offset := 0
+	if c := req.p.Get("cursor"); c != "" {
+		n, err := strconv.Atoi(strings.TrimPrefix(c, "off:"))
+		if err != nil || n < 0 {
+			return nil, errf("invalid_cursor")
+		}
+		offset = n
+	}
+	s.mu.Lock()
+	var names []string
+	if s.channels != nil {
+		for c := range s.channels {
+			names = append(names, c)
+		}
+	} else {
+		for c := range s.messages {
+			names = append(names, c)
+		}
+	}
+	s.mu.Unlock()
+	sort.Strings(names)
+	var out []map[string]any
+	for i := offset; i < len(names) && len(out) < limit; i++ {
+		out = append(out, map[string]any{"id": names[i], "name": names[i], "is_channel": true, "is_member": true})
+	}
+	next := ""
+	if offset+len(out) < len(names) {
+		next = fmt.Sprintf("off:%d", offset+len(out))
+	}
+	return map[string]any{"channels": out, "response_metadata": map[string]any{"next_cursor": next}}, nil
 }

@@ -287,6 +287,7 @@ var handlers = map[string]handler{
 	"files.getUploadURLExternal":   (*Server).filesGetUploadURLExternal,
 	"files.completeUploadExternal": (*Server).filesCompleteUploadExternal,
 	"conversations.history":        (*Server).conversationsHistory,
+	"conversations.list":           (*Server).conversationsList,
 	"conversations.replies":        (*Server).conversationsReplies,
 	"users.info":                   (*Server).usersInfo,
 	"usergroups.users.list":        (*Server).usergroupsUsersList,
