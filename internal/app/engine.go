@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -72,29 +73,49 @@ func BuildEngine(cfg *config.Config, log *slog.Logger, reg prometheus.Registerer
 		reg.MustRegister(sent)
 	}
 	var clusters []*diagnose.Cluster
+	var discoverers []*discoverer
 	for _, c := range cfg.Clusters {
 		dc := &diagnose.Cluster{Name: c.Name, KeeperCommands: c.Keeper.Commands}
-		for _, n := range c.ClickHouse.Nodes {
+		open := func(name, addr string) (*clickhouse.Node, error) {
 			opts := []clickhouse.Option{}
 			if sent != nil {
 				opts = append(opts, clickhouse.WithQueryCounter(func(node string) { sent.WithLabelValues(node).Inc() }))
 			}
-			node, err := clickhouse.Open(clickhouse.NodeConfig{
-				Name: n.Name, Addr: n.Address, User: c.ClickHouse.User, Password: c.ClickHouse.Password.Value(),
+			return clickhouse.Open(clickhouse.NodeConfig{
+				Name: name, Addr: addr, User: c.ClickHouse.User, Password: c.ClickHouse.Password.Value(),
 				Database: c.ClickHouse.Database, Secure: c.ClickHouse.Secure, DialTimeout: cfg.Diagnosis.ProbeTimeout,
 				MaxConns: cfg.Diagnosis.MaxConcurrentPerNode, MaxExecutionTime: cfg.Diagnosis.MaxExecutionTime,
 			}, opts...)
+		}
+		var seeds []*clickhouse.Node
+		known := map[string]bool{}
+		for _, n := range c.ClickHouse.Nodes {
+			node, err := open(n.Name, n.Address)
 			if err != nil {
 				closeAll()
 				return nil, nil, fmt.Errorf("cluster %q node %s: %w", c.Name, n.Name, err)
 			}
 			nodes = append(nodes, node)
+			seeds = append(seeds, node)
+			known[n.Address] = true
 			dc.ClickHouse = append(dc.ClickHouse, diagnose.ClickHouseNode{Name: n.Name, Addr: n.Address, Conn: node})
+		}
+		if c.ClickHouse.Discover {
+			d := &discoverer{cluster: c.ClickHouse.ClusterName, seeds: seeds, known: known, open: open, now: time.Now, conns: map[string]*clickhouse.Node{}}
+			discoverers = append(discoverers, d)
+			dc.Discover = d.Discover
 		}
 		for _, k := range c.Keeper.Nodes {
 			dc.Keeper = append(dc.Keeper, diagnose.KeeperNode{Name: k.Name, Addr: k.Address})
 		}
 		clusters = append(clusters, dc)
+	}
+	closeNodes := closeAll
+	closeAll = func() error {
+		for _, d := range discoverers {
+			d.Close()
+		}
+		return closeNodes()
 	}
 	ttl := cfg.Diagnosis.CacheTTL
 	if ttl == 0 {

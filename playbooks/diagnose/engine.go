@@ -22,6 +22,9 @@ type Cluster struct {
 	ClickHouse     []ClickHouseNode
 	Keeper         []KeeperNode
 	KeeperCommands []string
+	// Discover, when set, returns more ClickHouse nodes (found in
+	// system.clusters on a seed node); it caches and bounds itself.
+	Discover func(ctx context.Context) ([]ClickHouseNode, error)
 }
 
 // ClickHouseNode is one ClickHouse server and its bounded connection.
@@ -206,6 +209,24 @@ func (e *Engine) round(parent context.Context, c *Cluster) *Diagnosis {
 	ctx, cancel := context.WithTimeout(parent, e.opts.Budget)
 	defer cancel()
 
+	var discovery []probe.Result
+	if c.Discover != nil {
+		dctx, dcancel := context.WithTimeout(ctx, e.opts.ProbeTimeout)
+		more, err := c.Discover(dctx)
+		dcancel()
+		cc := *c
+		cc.ClickHouse = append(append([]ClickHouseNode(nil), c.ClickHouse...), more...)
+		c = &cc
+		r := probe.Result{Probe: "clickhouse.discovery", Status: probe.OK, Started: start, Duration: e.opts.Now().Sub(start),
+			Summary: fmt.Sprintf("%d nodes (%d discovered from system.clusters)", len(c.ClickHouse), len(more))}
+		if err != nil {
+			r.Status = probe.Unknown
+			r.Error = err.Error()
+			r.Summary = "could not discover nodes from system.clusters; probing the configured nodes only: " + probe.OneLine(err.Error(), 200)
+		}
+		discovery = append(discovery, r)
+	}
+
 	var keeperSpecs, cheap, expensive []probe.Spec
 	for _, name := range sortedNames(e.opts.Probes) {
 		s := e.opts.Probes[name]
@@ -346,7 +367,8 @@ func (e *Engine) round(parent context.Context, c *Cluster) *Diagnosis {
 		r := <-out
 		got[key{r.Probe, r.Node}] = r
 	}
-	results := make([]probe.Result, 0, len(want))
+	results := make([]probe.Result, 0, len(want)+len(discovery))
+	results = append(results, discovery...)
 	for _, p := range want {
 		r, ok := got[key{p.spec.Name, p.node}]
 		if !ok {
