@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -136,6 +137,22 @@ func (z *ZooKeeper) Pause() error {
 		return err
 	}
 	z.paused.Store(true)
+	// kill(2) returns before the process is stopped: wait until the kernel
+	// reports it stopped, so that the caller's next request meets a hung
+	// server, not one finishing its last instructions.
+	pid := z.Pid()
+	deadline := time.Now().Add(2 * time.Second)
+	for pid > 0 && time.Now().Before(deadline) {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			break
+		}
+		// The state follows the parenthesised command name.
+		if i := bytes.LastIndexByte(b, ')'); i >= 0 && i+2 < len(b) && (b[i+2] == 'T' || b[i+2] == 't') {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
 	return nil
 }
 

@@ -5,6 +5,16 @@ package probe
 func Builtin() map[string]Spec {
 	specs := []Spec{
 		// ClickHouse probes (one file each: clickhouse_*.go).
+		clickhousePing(),
+		clickhouseKeeperLatency(),
+		clickhouseKeeperSessions(),
+		clickhouseReplicas(),
+		clickhouseReplicationQueue(),
+		clickhouseDDLQueue(),
+		clickhouseKeeperErrors(),
+		clickhouseDDLStorm(),
+		clickhouseMetadata(),
+		clickhouseInterserver(),
 		// Keeper probes (one file each: keeper_*.go).
 		keeperRuok(),
 		keeperMntr(),
