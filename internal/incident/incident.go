@@ -12,7 +12,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"sort"
 	"strings"
 	"time"
 
@@ -101,7 +100,7 @@ func (p *Processor) BuildReport(ctx context.Context, m *webhook.Message, offline
 	}
 	switch {
 	case !ok:
-		in.Note = fmt.Sprintf("No configured cluster matches this alert's labels %s, so no live diagnosis was run.", labelString(common))
+		in.Note = fmt.Sprintf("No configured cluster matches this alert's labels %s, so no live diagnosis was run.", report.LabelText(common))
 	case offline || p.Diagnoser == nil:
 		in.Cluster = cluster.Name
 		in.Note = "Offline render: no probes were run, so there are no live findings."
@@ -239,7 +238,7 @@ func resolvedList(m *webhook.Message) string {
 	var names []string
 	for _, a := range m.Alerts {
 		if a.Status == "resolved" {
-			names = append(names, a.Labels["alertname"]+" "+labelString(distinctLabels(a.Labels, m.CommonLabels)))
+			names = append(names, a.Labels["alertname"]+" "+report.LabelText(distinctLabels(a.Labels, m.CommonLabels)))
 		}
 	}
 	if len(names) > 5 {
@@ -268,17 +267,4 @@ func Encode(r *report.Report) ([]byte, error) {
 	}
 	msg.Plain = buf.String()
 	return json.Marshal(msg)
-}
-
-func labelString(m map[string]string) string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	parts := make([]string, 0, len(keys))
-	for _, k := range keys {
-		parts = append(parts, fmt.Sprintf("%s=%q", k, m[k]))
-	}
-	return "{" + strings.Join(parts, ", ") + "}"
 }

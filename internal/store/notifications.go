@@ -149,7 +149,21 @@ func (s *Store) setState(ctx context.Context, id int64, query string, args ...an
 
 // NotificationCounts returns how many notifications are in each state.
 func (s *Store) NotificationCounts(ctx context.Context) (map[string]int, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT state, COUNT(*) FROM notifications GROUP BY state`)
+	return s.countByState(ctx, "notifications")
+}
+
+// PruneNotifications deletes finished notifications received before cutoff.
+func (s *Store) PruneNotifications(ctx context.Context, cutoff time.Time) (int64, error) {
+	res, err := s.db.ExecContext(ctx, `DELETE FROM notifications WHERE state IN (?, ?) AND received_at < ?`, StateDone, StateFailed, millis(cutoff))
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
+// countByState counts the rows of table by their state column.
+func (s *Store) countByState(ctx context.Context, table string) (map[string]int, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT state, COUNT(*) FROM `+table+` GROUP BY state`)
 	if err != nil {
 		return nil, err
 	}
@@ -164,13 +178,4 @@ func (s *Store) NotificationCounts(ctx context.Context) (map[string]int, error) 
 		m[st] = c
 	}
 	return m, rows.Err()
-}
-
-// PruneNotifications deletes finished notifications received before cutoff.
-func (s *Store) PruneNotifications(ctx context.Context, cutoff time.Time) (int64, error) {
-	res, err := s.db.ExecContext(ctx, `DELETE FROM notifications WHERE state IN (?, ?) AND received_at < ?`, StateDone, StateFailed, millis(cutoff))
-	if err != nil {
-		return 0, err
-	}
-	return res.RowsAffected()
 }

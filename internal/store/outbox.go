@@ -254,21 +254,7 @@ func (s *Store) Thread(ctx context.Context, key string) (Thread, error) {
 
 // OutboxCounts returns how many entries are in each state.
 func (s *Store) OutboxCounts(ctx context.Context) (map[string]int, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT state, COUNT(*) FROM outbox GROUP BY state`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	m := map[string]int{}
-	for rows.Next() {
-		var st string
-		var c int
-		if err := rows.Scan(&st, &c); err != nil {
-			return nil, err
-		}
-		m[st] = c
-	}
-	return m, rows.Err()
+	return s.countByState(ctx, "outbox")
 }
 
 func (s *Store) execOne(ctx context.Context, id int64, q string, args ...any) error {

@@ -2,7 +2,6 @@ package diagnose_test
 
 import (
 	"context"
-	"net"
 	"os"
 	"sort"
 	"strings"
@@ -169,51 +168,11 @@ func TestZooKeeperStopped(t *testing.T) {
 	t.Logf("verdict: %s", d.Verdict)
 }
 
-// hung accepts TCP connections and never answers.
-func hung(t testing.TB) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		l.Close()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-	})
-	return l.Addr().String()
-}
-
-func closedPort(t testing.TB) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
-}
-
 // TestBrokenNodesAreFindingsWithinBudget: a stopped ClickHouse node and a
 // hung one (and a hung keeper) cost at most the budget and are findings.
 func TestBrokenNodesAreFindingsWithinBudget(t *testing.T) {
 	env := testenv.Shared(t)
-	c := newCluster(t, env, -1, []string{closedPort(t), hung(t)}, []string{hung(t)})
+	c := newCluster(t, env, -1, []string{testenv.ClosedAddr(t), testenv.HungListener(t)}, []string{testenv.HungListener(t)})
 	start := time.Now()
 	d := diagnoseOnce(t, c)
 	if elapsed := time.Since(start); elapsed > 6*time.Second {

@@ -2,8 +2,6 @@ package probe
 
 import (
 	"context"
-	"io"
-	"net"
 	"slices"
 	"sort"
 	"strings"
@@ -327,33 +325,8 @@ func TestIntegrationStoppedNode(t *testing.T) {
 
 func TestIntegrationHungNode(t *testing.T) {
 	// No environment needed: a listener that accepts and never answers.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			go io.Copy(io.Discard, c)
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-	})
-	n := openNode(t, "ch-hung", ln.Addr().String(), nil)
+	addr := testenv.HungListener(t)
+	n := openNode(t, "ch-hung", addr, nil)
 	res := runAll(t, "ch-hung", n, 800*time.Millisecond)
 	ping := res["clickhouse.ping"]
 	if ping.Status != Crit || ping.Facts["up"] != 0 || !strings.Contains(ping.Summary, "did not answer within") {

@@ -84,7 +84,7 @@ func WriteText(w io.Writer, r *Report) error {
 	if len(r.Alerts) > 0 {
 		fmt.Fprintf(b, "\n== Alerts ==\n")
 		for _, a := range r.Alerts {
-			fmt.Fprintf(b, "  [%s] %s %s", strings.ToUpper(a.Status), a.Name, labelText(a.Labels))
+			fmt.Fprintf(b, "  [%s] %s %s", strings.ToUpper(a.Status), a.Name, LabelText(a.Labels))
 			if a.Summary != "" {
 				fmt.Fprintf(b, " — %s", a.Summary)
 			}
@@ -226,7 +226,8 @@ func writeTable(b *bufio.Writer, t probe.Table, indent string) {
 	}
 }
 
-func labelText(m map[string]string) string {
+// LabelText formats a label set as {a="1", b="2"}, sorted by name.
+func LabelText(m map[string]string) string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
