@@ -78,6 +78,22 @@ func (s *Store) UpsertThreadMessage(ctx context.Context, t Thread, body []byte) 
 		if _, err := tx.ExecContext(ctx, `UPDATE slack_threads SET updated_at = ?, status = ? WHERE thread_key = ?`, now, t.Status, threadKey); err != nil {
 			return err
 		}
+		// The first post was refused for good (e.g. a channel that did not
+		// exist): post again, to the channel configured now, rather than
+		// queue updates of a message that does not exist.
+		var ts string
+		var live int
+		if err := tx.QueryRowContext(ctx, `SELECT ts, (SELECT COUNT(*) FROM outbox WHERE thread_key = ? AND kind = ? AND state IN (?, ?, ?))
+			FROM slack_threads WHERE thread_key = ?`, threadKey, KindPost, OutboxPending, OutboxSending, OutboxSent, threadKey).Scan(&ts, &live); err != nil {
+			return err
+		}
+		if ts == "" && live == 0 {
+			if _, err := tx.ExecContext(ctx, `UPDATE slack_threads SET channel = ? WHERE thread_key = ?`, channel, threadKey); err != nil {
+				return err
+			}
+			id, err = insertOutbox(tx, ctx, threadKey, KindPost, channel, body, now)
+			return err
+		}
 		// Replace a post or update still waiting (not yet handed to Slack).
 		err = tx.QueryRowContext(ctx, `SELECT id FROM outbox WHERE thread_key = ? AND kind IN (?, ?) AND state = ? ORDER BY id DESC LIMIT 1`,
 			threadKey, KindPost, KindUpdate, OutboxPending).Scan(&id)

@@ -220,3 +220,19 @@ func TestOfferActionIdempotent(t *testing.T) {
 		t.Fatalf("forged id: %v", err)
 	}
 }
+
+func TestUpsertAfterAFailedPostPostsAgain(t *testing.T) {
+	s, c := open(t)
+	ctx := context.Background()
+	post, _ := s.UpsertThreadMessage(ctx, Thread{Key: "group:g", Channel: "#gone"}, []byte("v1"))
+	s.MarkSending(ctx, post)
+	s.MarkFailed(ctx, post, "channel_not_found")
+	again, err := s.UpsertThreadMessage(ctx, Thread{Key: "group:g", Channel: "#alerts"}, []byte("v2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	due, _ := s.DueOutbox(ctx, c.t, 10)
+	if len(due) != 1 || due[0].ID != again || due[0].Kind != KindPost || due[0].Channel != "#alerts" {
+		t.Fatalf("due %+v, want a new post to the new channel", due)
+	}
+}
