@@ -29,8 +29,9 @@ import (
 	"github.com/chmedic/chmedic/webhook"
 )
 
-// Version is set by the build (cmd/chmedic passes it in).
+// Options configure the runtime.
 type Options struct {
+	// Version is set by the build (cmd/chmedic passes it in).
 	Version string
 	// Listener, when set, is used instead of listening on the config's address.
 	Listener net.Listener
@@ -73,6 +74,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 	}
 	a.Store = st
 	a.closers = append(a.closers, st.Close)
+	a.reg.MustRegister(newStoreCollector(st))
 
 	pbs, err := playbooks.Load(cfg.Playbooks.Dir, PlaybookValidator())
 	if err != nil {
@@ -174,6 +176,8 @@ func (a *App) Run(ctx context.Context) error {
 	outCtx, stopOutbox := context.WithCancel(context.Background())
 	outDone := make(chan struct{})
 	go func() { defer close(outDone); a.Outbox.Run(outCtx) }()
+	pruneDone := make(chan struct{})
+	go func() { defer close(pruneDone); prune(outCtx, a.Store, a.cfg.Store.Retention, a.log) }()
 
 	srv := &http.Server{Handler: a.mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second}
 	srvErr := make(chan error, 1)
@@ -212,6 +216,7 @@ func (a *App) Run(ctx context.Context) error {
 	cancelFlush()
 	stopOutbox()
 	<-outDone
+	<-pruneDone
 	a.log.Info("stopped")
 	return runErr
 }

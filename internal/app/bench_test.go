@@ -134,7 +134,7 @@ func BenchmarkAlertToSlack(b *testing.B) {
 // in-process runtime.
 func TestAppServesHealthReadyMetrics(t *testing.T) {
 	a, _ := startApp(t, "15s")
-	for path, want := range map[string]string{"/healthz": "ok", "/readyz": "ready", "/metrics": "chmedic_webhook_rejected_total"} {
+	for path, want := range map[string]string{"/healthz": "ok", "/readyz": "ready", "/metrics": `chmedic_store_outbox_entries{state="pending"} 0`} {
 		resp, err := http.Get("http://" + a.Addr() + path)
 		if err != nil {
 			t.Fatal(err)

@@ -90,6 +90,9 @@ type Store struct {
 	// Path is the SQLite database file (path) [chmedic.db], resolved
 	// against the configuration file's directory.
 	Path string `yaml:"path"`
+	// Retention is how long processed notifications (and delivered outbox
+	// entries) are kept (retention) [168h]; 0 keeps them forever.
+	Retention time.Duration `yaml:"retention"`
 }
 
 // Webhook configures the Alertmanager webhook receiver.
@@ -348,7 +351,7 @@ func defaults() *Config {
 		ListenAddress:   "127.0.0.1:9135",
 		ShutdownTimeout: 15 * time.Second,
 		Log:             Log{Level: "info", Format: "text"},
-		Store:           Store{Path: "chmedic.db"},
+		Store:           Store{Path: "chmedic.db", Retention: 7 * 24 * time.Hour},
 		Webhook: Webhook{
 			MaxBodyBytes: 4 * MiB,
 			QueueSize:    256,

@@ -54,6 +54,7 @@ func (d *decoder) validate(c *Config) {
 	if c.Store.Path == "" {
 		d.fail("store.path", "is required")
 	}
+	d.nonNegative("store.retention", c.Store.Retention)
 
 	w := c.Webhook
 	if w.MaxBodyBytes <= 0 || w.MaxBodyBytes > maxBodyLimit {

@@ -152,13 +152,26 @@ func (s *Store) NotificationCounts(ctx context.Context) (map[string]int, error) 
 	return s.countByState(ctx, "notifications")
 }
 
-// PruneNotifications deletes finished notifications received before cutoff.
-func (s *Store) PruneNotifications(ctx context.Context, cutoff time.Time) (int64, error) {
-	res, err := s.db.ExecContext(ctx, `DELETE FROM notifications WHERE state IN (?, ?) AND received_at < ?`, StateDone, StateFailed, millis(cutoff))
-	if err != nil {
-		return 0, err
-	}
-	return res.RowsAffected()
+// Prune deletes what is finished and older than cutoff: processed
+// notifications, and delivered (or given-up) outbox entries. Threads are
+// kept, so a late resolve still updates its message.
+func (s *Store) Prune(ctx context.Context, cutoff time.Time) (int64, error) {
+	var n int64
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM notifications WHERE state IN (?, ?) AND received_at < ?`, StateDone, StateFailed, millis(cutoff))
+		if err != nil {
+			return err
+		}
+		a, _ := res.RowsAffected()
+		res, err = tx.ExecContext(ctx, `DELETE FROM outbox WHERE state IN (?, ?, ?) AND created_at < ?`, OutboxSent, OutboxFailed, OutboxSuperseded, millis(cutoff))
+		if err != nil {
+			return err
+		}
+		b, _ := res.RowsAffected()
+		n = a + b
+		return nil
+	})
+	return n, err
 }
 
 // countByState counts the rows of table by their state column.

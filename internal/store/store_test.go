@@ -236,3 +236,26 @@ func TestUpsertAfterAFailedPostPostsAgain(t *testing.T) {
 		t.Fatalf("due %+v, want a new post to the new channel", due)
 	}
 }
+
+func TestPrune(t *testing.T) {
+	s, c := open(t)
+	ctx := context.Background()
+	old, _, _ := s.Accept(ctx, Notification{GroupKey: "g", Status: "firing", DedupKey: "a", Payload: []byte("{}")}, 0)
+	pending, _, _ := s.Accept(ctx, Notification{GroupKey: "g", Status: "firing", DedupKey: "b", Payload: []byte("{}")}, 0)
+	s.StartProcessing(ctx, old)
+	s.FinishProcessing(ctx, old, nil)
+	post, _ := s.UpsertThreadMessage(ctx, Thread{Key: "group:g", Channel: "C1"}, []byte("x"))
+	s.MarkSending(ctx, post)
+	s.MarkSent(ctx, post, "C1", "1.1")
+	c.t = c.t.Add(8 * 24 * time.Hour)
+	n, err := s.Prune(ctx, c.t.Add(-7*24*time.Hour))
+	if err != nil || n != 2 {
+		t.Fatalf("pruned %d, %v; want the done notification and the sent post", n, err)
+	}
+	if _, err := s.Notification(ctx, pending); err != nil {
+		t.Fatalf("an unprocessed notification was pruned: %v", err)
+	}
+	if th, err := s.Thread(ctx, "group:g"); err != nil || th.TS != "1.1" {
+		t.Fatalf("thread lost: %+v %v", th, err)
+	}
+}
