@@ -305,27 +305,9 @@ func (e *Engine) round(parent context.Context, c *Cluster) *Diagnosis {
 	}
 	skipReason := e.keeperSevere(c, snaps)
 
-	// Expensive probes: on every node, or on the first node that answers ping.
-	var first *ClickHouseNode
-	for i := range c.ClickHouse {
-		n := &c.ClickHouse[i]
-		ch, ok := pings[n.Name]
-		if !ok {
-			first = n
-			break
-		}
-		select {
-		case r := <-ch:
-			ch <- r
-			if up, _ := r.Fact("up"); up == 1 && first == nil {
-				first = n
-			}
-		case <-ctx.Done():
-		}
-		if first != nil {
-			break
-		}
-	}
+	// Expensive probes: on every node, or, for cluster-wide ones, on the
+	// first node (in config order) that answers ping.
+	first := firstUp(ctx, c.ClickHouse, pings)
 	for _, s := range expensive {
 		nodes := c.ClickHouse
 		if s.PerCluster {
@@ -440,4 +422,25 @@ func sortedNames(m map[string]probe.Spec) []string {
 	}
 	sort.Strings(names)
 	return names
+}
+
+// firstUp waits for the nodes' ping results in order and returns the first
+// node that is up (nil when none is, or the budget ends first). Without a
+// ping probe the first node is taken on trust.
+func firstUp(ctx context.Context, nodes []ClickHouseNode, pings map[string]chan probe.Result) *ClickHouseNode {
+	for i := range nodes {
+		ch, ok := pings[nodes[i].Name]
+		if !ok {
+			return &nodes[i]
+		}
+		select {
+		case r := <-ch:
+			if up, _ := r.Fact("up"); up == 1 {
+				return &nodes[i]
+			}
+		case <-ctx.Done():
+			return nil
+		}
+	}
+	return nil
 }
