@@ -257,3 +257,22 @@ func TestDedupKey(t *testing.T) {
 		t.Error("another group kept the key")
 	}
 }
+
+// TestParseRealAlertmanagerPayloads reads what a real Alertmanager 0.25 sent.
+func TestParseRealAlertmanagerPayloads(t *testing.T) {
+	for name, want := range map[string]struct {
+		status          string
+		firing, resolve int
+	}{
+		"am025-firing.json":          {"firing", 2, 0},
+		"am025-partial-resolve.json": {"firing", 1, 1},
+	} {
+		m, err := Parse(readFixture(t, name))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if m.Status != want.status || len(m.Alerts.Firing()) != want.firing || len(m.Alerts.Resolved()) != want.resolve || m.GroupKey == "" {
+			t.Errorf("%s: status %s, %d firing, %d resolved, group %q", name, m.Status, len(m.Alerts.Firing()), len(m.Alerts.Resolved()), m.GroupKey)
+		}
+	}
+}
