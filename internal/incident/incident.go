@@ -176,10 +176,18 @@ func (p *Processor) Process(ctx context.Context, n store.Notification, m *webhoo
 				r.Status = "firing"
 			}
 		}
+		// The incident follows the most important runbook among its
+		// firing groups, not whichever group changed last.
+		if pb := p.incidentPlaybook(inc, plan); pb != plan.Playbook {
+			plan.Playbook = pb
+			r.Playbook = report.Playbook{Name: pb.Name, Title: pb.Title, Matched: true}
+			r.Sections = sections(pb)
+			r.FocusProbes = pb.Probes
+		}
 	}
 	// Offer the playbook's actions under ids the buttons carry.
 	r.Actions = nil
-	if m.Status == "firing" {
+	if r.Status == "firing" {
 		for i, a := range plan.Playbook.Actions {
 			id, err := p.Store.OfferAction(ctx, store.ActionRequest{
 				OfferKey: fmt.Sprintf("n%d/%d", n.ID, i), Kind: a.Kind, Params: actions.WithDefaults(a.Kind, a.Params),
@@ -215,6 +223,29 @@ func (p *Processor) Process(ctx context.Context, n store.Notification, m *webhoo
 			"cluster", clusterName, "channel", plan.Channel, "status", r.Status)
 	}
 	return nil
+}
+
+// incidentPlaybook picks the highest-priority playbook among the firing
+// groups of an incident (matched by their alert names).
+func (p *Processor) incidentPlaybook(inc *store.Incident, plan *Plan) *playbooks.Playbook {
+	best := plan.Playbook
+	for _, g := range inc.Groups {
+		if g.Status == "resolved" {
+			continue
+		}
+		lset := map[string]string{"alertname": g.Title}
+		if plan.Cluster != nil {
+			for k, v := range plan.Labels {
+				if k != "alertname" {
+					lset[k] = v
+				}
+			}
+		}
+		if pb, ok := p.Playbooks.Match(lset); ok && pb.Priority > best.Priority {
+			best = pb
+		}
+	}
+	return best
 }
 
 // followUp is the thread reply for a change worth a notification.

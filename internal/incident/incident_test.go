@@ -254,4 +254,17 @@ func TestProcessStormFoldsGroupsIntoOneIncident(t *testing.T) {
 	if !strings.Contains(mustJSON(b.Blocks), "Incident on prod: 2 alert groups") {
 		t.Fatal("incident header missing")
 	}
+	// The incident follows the highest-priority runbook of its groups
+	// (ZookeeperOutstandingRequests 75 over the hardware exceptions' 50),
+	// whichever group changed last.
+	if !strings.Contains(b.Plain, "playbook keeper-outstanding-requests") {
+		t.Fatalf("incident playbook:\n%s", b.Plain)
+	}
+	if err := p.Process(ctx, store.Notification{ID: 9}, message("g2", "ClickHouseZooKeeperHardwareExceptions", "firing", map[string]string{"extra": "1"})); err != nil {
+		t.Fatal(err)
+	}
+	es = due(t, st)
+	if b := outboxBody(t, st, es[len(es)-1].ID); !strings.Contains(b.Plain, "playbook keeper-outstanding-requests") {
+		t.Fatalf("after the lower-priority group changed:\n%s", b.Plain)
+	}
 }

@@ -190,13 +190,6 @@ func (e *Engine) cached(cluster string) *Diagnosis {
 	return &cp
 }
 
-// Forget drops the cached diagnosis of a cluster (e.g. after an action).
-func (e *Engine) Forget(cluster string) {
-	e.mu.Lock()
-	delete(e.cache, cluster)
-	e.mu.Unlock()
-}
-
 type pending struct {
 	spec probe.Spec
 	node string
