@@ -11,13 +11,14 @@ import (
 	"path"
 	"path/filepath"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 	"unicode/utf8"
 
 	"github.com/prometheus/alertmanager/pkg/labels"
 	"gopkg.in/yaml.v3"
+
+	"github.com/chmedic/chmedic/internal/yamlerr"
 )
 
 const builtinDir = "builtin"
@@ -48,43 +49,12 @@ type Validator struct {
 	Action func(kind string, params map[string]string) error
 }
 
-// Error is one problem in one playbook file.
-type Error struct {
-	File string
-	// Line and Col are 1-based; 0 when the problem has no position (an
-	// unreadable file or directory).
-	Line, Col int
-	// Path is the field path, e.g. "probes[2]" or "sections.impact"; empty
-	// for the file as a whole.
-	Path string
-	Msg  string
-}
-
-func (e *Error) Error() string {
-	var b strings.Builder
-	b.WriteString(e.File)
-	if e.Line > 0 {
-		fmt.Fprintf(&b, ":%d:%d", e.Line, e.Col)
-	}
-	b.WriteString(": ")
-	if e.Path != "" {
-		b.WriteString(e.Path)
-		b.WriteString(": ")
-	}
-	b.WriteString(e.Msg)
-	return b.String()
-}
+// Error is one problem in one playbook file; it prints as
+// "FILE:LINE:COL: field.path: message".
+type Error = yamlerr.Error
 
 // Errors is every problem found by one Load, sorted by file and position.
-type Errors []*Error
-
-func (es Errors) Error() string {
-	lines := make([]string, len(es))
-	for i, e := range es {
-		lines[i] = e.Error()
-	}
-	return strings.Join(lines, "\n")
-}
+type Errors = yamlerr.List
 
 // Load reads the embedded built-in playbooks, then every *.yaml and *.yml
 // file in dir when dir is not empty; a playbook from dir replaces the
@@ -146,23 +116,10 @@ func load(extra *source, v Validator) (*Set, error) {
 		errs = append(errs, &Error{File: builtinDir, Msg: "the built-in generic playbook is missing"})
 	}
 	if len(errs) > 0 {
-		sortErrors(errs)
+		errs.Sort()
 		return nil, errs
 	}
 	return newSet(all), nil
-}
-
-func sortErrors(errs Errors) {
-	sort.SliceStable(errs, func(i, j int) bool {
-		a, b := errs[i], errs[j]
-		if a.File != b.File {
-			return a.File < b.File
-		}
-		if a.Line != b.Line {
-			return a.Line < b.Line
-		}
-		return a.Col < b.Col
-	})
 }
 
 // loadSource parses every playbook file of one source. Two files of the same

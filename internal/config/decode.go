@@ -54,7 +54,7 @@ func parse(file, baseDir string, data []byte, env func(string) (string, bool), r
 		d.validate(cfg)
 	}
 	if len(d.errs) > 0 {
-		d.errs.sort()
+		d.errs.Sort()
 		return nil, d.errs
 	}
 	return cfg, nil
