@@ -2,6 +2,7 @@ package diagnose_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"sort"
 	"strings"
@@ -263,4 +264,96 @@ func BenchmarkDiagnosisRound(b *testing.B) {
 	sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
 	b.ReportMetric(float64(ds[len(ds)/2].Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(ds[(len(ds)*99)/100].Microseconds())/1000, "p99-ms")
+}
+
+// TestZooKeeperHung pauses the real ZooKeeper (SIGSTOP): it accepts
+// connections and answers nothing. The round stays within its budget, says
+// the coordination service does not answer, and adds no load through
+// ClickHouse (the system.zookeeper probes are skipped).
+func TestZooKeeperHung(t *testing.T) {
+	env := testenv.Shared(t)
+	c := newCluster(t, env, -1, nil, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := env.ZooKeeper.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	resumed := false
+	resume := func() {
+		if !resumed {
+			resumed = true
+			if err := env.ZooKeeper.Resume(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	defer func() {
+		resume()
+		if err := env.WaitHealthy(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}()
+	start := time.Now()
+	d := diagnoseOnce(t, c)
+	if elapsed := time.Since(start); elapsed > 6*time.Second {
+		t.Errorf("round took %s with a 5s budget", elapsed)
+	}
+	r, _ := result(d, "keeper.ruok", "zk-1")
+	if r.Status != probe.Crit || !strings.Contains(r.Summary, "hung") {
+		t.Errorf("ruok on a hung ZooKeeper: %+v", r)
+	}
+	if d.SkippedExpensive == "" {
+		t.Error("system.zookeeper probes ran against a hung coordination service")
+	}
+	if r, _ := result(d, "clickhouse.keeper_latency", "ch-1"); r.Skipped == "" {
+		t.Errorf("keeper_latency: %+v", r)
+	}
+	top, ok := d.Top()
+	if !ok || top.Name != "keeper_down" {
+		t.Errorf("top cause %+v", top)
+	}
+	t.Logf("verdict while hung: %s (%s)", d.Verdict, d.Duration)
+	resume()
+}
+
+// TestDDLStormIsRanked runs a burst of real DDL on one node: the DDL storm
+// probe counts it from system.query_log and the analysis ranks it. It stays
+// the last test of the file: the burst stays in the query log's window.
+func TestDDLStormIsRanked(t *testing.T) {
+	env := testenv.Shared(t)
+	c := newCluster(t, env, -1, nil, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	ch := env.ClickHouse[0]
+	for i := 0; i < 30; i++ {
+		for _, q := range []string{
+			fmt.Sprintf("CREATE TABLE IF NOT EXISTS chmedic_test.storm_%d (x UInt8) ENGINE = Memory", i),
+			fmt.Sprintf("DROP TABLE IF EXISTS chmedic_test.storm_%d", i),
+		} {
+			if _, err := ch.Query(ctx, q); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if _, err := ch.Query(ctx, "SYSTEM FLUSH LOGS"); err != nil {
+		t.Fatal(err)
+	}
+	d := diagnoseOnce(t, c)
+	r, _ := result(d, "clickhouse.ddl_storm", ch.Name)
+	if r.Status != probe.Warn || r.Facts["ddl_count"] < 60 {
+		t.Fatalf("ddl_storm on %s: %s %q %v", ch.Name, r.Status, r.Summary, r.Facts)
+	}
+	var storm diagnose.Cause
+	for _, cs := range d.Causes {
+		if cs.Name == "ddl_storm" {
+			storm = cs
+		}
+	}
+	if storm.Likelihood != diagnose.Likely {
+		t.Fatalf("ddl_storm cause %+v", storm)
+	}
+	if top, _ := d.Top(); top.Name != "ddl_storm" {
+		t.Errorf("top cause %s, want ddl_storm", top.Name)
+	}
+	t.Logf("verdict: %s", d.Verdict)
 }
