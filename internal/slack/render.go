@@ -273,6 +273,9 @@ func findingsTexts(r *report.Report) []string {
 			items = append(items, findingText(f))
 		}
 	}
+	if d := r.Diagnosis; d != nil && len(d.Skipped) > 0 {
+		items = append(items, fmt.Sprintf("_Not run: %s._", escape(strings.Join(d.Skipped, "; "))))
+	}
 	if d := r.Diagnosis; d != nil && len(d.NotAvailable) > 0 {
 		items = append(items, fmt.Sprintf("_Not available here: %s._", escape(strings.Join(d.NotAvailable, "; "))))
 	}

@@ -271,3 +271,22 @@ func TestAnalyze(t *testing.T) {
 		})
 	}
 }
+
+func TestSkippedChecksAreNotFindings(t *testing.T) {
+	const exp = "none of the 1 coordination nodes answers"
+	results := []probe.Result{
+		{Probe: "keeper.ruok", Node: "zk-1", Status: probe.Crit, Summary: "zk-1 unreachable"},
+		{Probe: "keeper.mntr", Node: "zk-1", Status: probe.Unknown, Skipped: "node unreachable (ruok: refused)"},
+		{Probe: "keeper.conf", Node: "zk-1", Status: probe.Unknown, Skipped: "node unreachable (ruok: refused)"},
+		{Probe: "clickhouse.keeper_latency", Node: "ch-1", Status: probe.Unknown, Skipped: exp},
+	}
+	fs := findings(results)
+	if len(fs) != 1 || fs[0].Probe != "keeper.ruok" {
+		t.Fatalf("findings %+v, want only the ruok failure", fs)
+	}
+	got := skipped(results, exp)
+	want := []string{"zk-1: keeper.mntr, keeper.conf (node unreachable (ruok: refused))"}
+	if len(got) != 1 || got[0] != want[0] {
+		t.Fatalf("skipped %q, want %q", got, want)
+	}
+}

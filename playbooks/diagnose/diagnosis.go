@@ -31,6 +31,10 @@ type Diagnosis struct {
 	// cannot answer ("clickhouse.ddl_queue on ch-1: system.distributed_ddl_queue");
 	// they are not findings.
 	NotAvailable []string `json:"not_available,omitempty"`
+	// Skipped lists, per node and reason, the checks that did not run
+	// (e.g. the other four-letter words after a node did not answer ruok),
+	// apart from those SkippedExpensive explains; they are not findings.
+	Skipped []string `json:"skipped,omitempty"`
 	// SkippedExpensive explains why the probes that read the coordination
 	// service were not run, when they were not.
 	SkippedExpensive string `json:"skipped_expensive,omitempty"`
@@ -91,14 +95,10 @@ func (d *Diagnosis) ResultsFor(name string) []probe.Result {
 func findings(results []probe.Result) []Finding {
 	var fs []Finding
 	for _, r := range results {
-		if (r.Status == probe.OK && r.Skipped == "") || r.IsUnavailable() {
+		if r.Status == probe.OK || r.Skipped != "" || r.IsUnavailable() {
 			continue
 		}
-		summary := r.Summary
-		if r.Skipped != "" {
-			summary = "skipped: " + r.Skipped
-		}
-		fs = append(fs, Finding{Status: r.Status, Probe: r.Probe, Node: r.Node, Summary: summary, Evidence: r.Evidence})
+		fs = append(fs, Finding{Status: r.Status, Probe: r.Probe, Node: r.Node, Summary: r.Summary, Evidence: r.Evidence})
 	}
 	sort.SliceStable(fs, func(i, j int) bool {
 		if fs[i].Status != fs[j].Status {
@@ -131,6 +131,33 @@ func notAvailable(results []probe.Result) []string {
 	var out []string
 	for _, k := range order {
 		out = append(out, fmt.Sprintf("%s (%s): %s", k.probe, strings.Join(nodes[k], ", "), k.what))
+	}
+	return out
+}
+
+// skipped lists the checks that did not run, one line per node and reason,
+// leaving out those skipped for the reason already given (expensive).
+func skipped(results []probe.Result, expensive string) []string {
+	type key struct{ node, why string }
+	probes := map[key][]string{}
+	var order []key
+	for _, r := range results {
+		if r.Skipped == "" || r.Skipped == expensive {
+			continue
+		}
+		k := key{r.Node, strings.TrimPrefix(r.Skipped, "skipped: ")}
+		if _, ok := probes[k]; !ok {
+			order = append(order, k)
+		}
+		probes[k] = append(probes[k], r.Probe)
+	}
+	var out []string
+	for _, k := range order {
+		where := ""
+		if k.node != "" {
+			where = k.node + ": "
+		}
+		out = append(out, fmt.Sprintf("%s%s (%s)", where, strings.Join(probes[k], ", "), k.why))
 	}
 	return out
 }

@@ -357,6 +357,7 @@ func (e *Engine) round(parent context.Context, c *Cluster) *Diagnosis {
 	d := &Diagnosis{Cluster: c.Name, Started: start, Results: results, SkippedExpensive: skipReason}
 	d.Findings, d.Causes, d.Verdict, d.Status = analyze(results, e.opts.Thresholds, start)
 	d.NotAvailable = notAvailable(results)
+	d.Skipped = skipped(results, skipReason)
 	d.Duration = e.opts.Now().Sub(start)
 	e.duration.WithLabelValues(c.Name).Observe(d.Duration.Seconds())
 	e.opts.Log.Info("diagnosis round finished", "cluster", c.Name, "duration", d.Duration, "status", d.Status.String(),

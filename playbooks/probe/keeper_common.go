@@ -3,6 +3,7 @@ package probe
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/chmedic/chmedic/internal/keeper"
@@ -23,7 +24,7 @@ func keeperAnswer(t *Target, cmd string) (string, *Result) {
 		return "", &Result{Status: Unknown, Skipped: fmt.Sprintf("%s is not in clusters[].keeper.commands", cmd)}
 	}
 	if cr.Skipped {
-		return "", &Result{Status: Unknown, Skipped: OneLine(cr.Err.Error(), 200)}
+		return "", &Result{Status: Unknown, Skipped: strings.TrimPrefix(OneLine(cr.Err.Error(), 200), "skipped: ")}
 	}
 	if cr.Err != nil {
 		r := &Result{Error: cr.Err.Error()}

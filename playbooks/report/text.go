@@ -160,6 +160,12 @@ func writeDiagnosis(b *bufio.Writer, d *diagnose.Diagnosis, fs []diagnose.Findin
 			writeTable(b, t, "         ")
 		}
 	}
+	if len(d.Skipped) > 0 {
+		fmt.Fprintf(b, "Not run:\n")
+		for _, n := range d.Skipped {
+			fmt.Fprintf(b, "  - %s\n", n)
+		}
+	}
 	if len(d.NotAvailable) > 0 {
 		fmt.Fprintf(b, "Not available on this server version or setup:\n")
 		for _, n := range d.NotAvailable {
