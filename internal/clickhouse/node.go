@@ -315,6 +315,13 @@ func (n *Node) acquire(ctx context.Context) error {
 	}
 	select {
 	case n.slots <- struct{}{}:
+		// A slot freed just as the deadline passed: both cases were ready
+		// and select chose this one. Do not send a query that is already
+		// too late.
+		if err := ctx.Err(); err != nil {
+			n.release()
+			return fmt.Errorf("%w (%d queries in flight): %w", ErrNoSlot, cap(n.slots), err)
+		}
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("%w (%d queries in flight): %w", ErrNoSlot, cap(n.slots), ctx.Err())
