@@ -442,3 +442,56 @@ func TestSlackOutageAndRestartDeliverOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestDiagnoseAndRenderAgainstTheRealCluster runs the diagnose and render
+// commands of the binary against the real servers.
+func TestDiagnoseAndRenderAgainstTheRealCluster(t *testing.T) {
+	env := testenv.Shared(t)
+	dir := t.TempDir()
+	slk := slackfake.New(t, slackfake.Options{})
+	cfg := writeConfig(t, dir, env, slk.URL(), "")
+	run := func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command(binary, args...)
+		cmd.Env = append(os.Environ(), "CHMEDIC_TEST_CH_PASSWORD="+env.ProbePassword,
+			"CHMEDIC_TEST_SLACK_TOKEN="+slackfake.DefaultToken, "CHMEDIC_TEST_WEBHOOK_TOKEN="+webhookToken)
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("%v: %v\n%s", args, err, stderr.String())
+		}
+		return stdout.String()
+	}
+	var d struct {
+		Cluster string `json:"cluster"`
+		Verdict string `json:"verdict"`
+		Results []struct {
+			Probe  string `json:"probe"`
+			Node   string `json:"node"`
+			Status string `json:"status"`
+		} `json:"results"`
+	}
+	decodeJSON(t, []byte(run("diagnose", "--config", cfg, "--cluster", "test", "--format", "json")), &d)
+	seen := map[string]string{}
+	for _, r := range d.Results {
+		seen[r.Probe+"@"+r.Node] = r.Status
+	}
+	for _, want := range []string{"clickhouse.ping@ch-1", "clickhouse.ping@ch-2", "clickhouse.replicas@ch-2", "keeper.mntr@zk-1"} {
+		if seen[want] != "ok" {
+			t.Errorf("%s: %q", want, seen[want])
+		}
+	}
+	if d.Cluster != "test" || d.Verdict == "" {
+		t.Errorf("cluster %q verdict %q", d.Cluster, d.Verdict)
+	}
+	text := run("diagnose", "--config", cfg)
+	if !strings.Contains(text, "== All checks ==") || !strings.Contains(text, "keeper.ruok") {
+		t.Errorf("text diagnosis:\n%s", text)
+	}
+	payload := filepath.Join(dir, "alert.json")
+	os.WriteFile(payload, []byte(`{"version":"4","groupKey":"k","status":"firing","receiver":"chmedic","alerts":[{"status":"firing","labels":{"alertname":"ZookeeperHighLatency","cluster":"chmedic_test"},"annotations":{},"startsAt":"2026-11-23T03:00:00Z"}],"groupLabels":{"alertname":"ZookeeperHighLatency"},"commonLabels":{"alertname":"ZookeeperHighLatency","cluster":"chmedic_test"},"commonAnnotations":{},"externalURL":"http://am"}`), 0o600)
+	blocks := run("render", "--config", cfg, "--alert", payload, "--format", "blocks")
+	if !strings.Contains(blocks, "keeper-latency-high") || !strings.Contains(blocks, "checks on cluster test") {
+		t.Errorf("rendered blocks:\n%s", blocks)
+	}
+}
