@@ -166,8 +166,10 @@ func TestQueueSaturation(t *testing.T) {
 	s := openStore(t, filepath.Join(t.TempDir(), "q.db"))
 	q := NewQueue(s, procFunc(func(context.Context, store.Notification, *Message) error { return nil }),
 		QueueOptions{Size: 2, Workers: 1}, NewMetrics(prometheus.NewRegistry()), quietLog())
-	if !q.TryReserve() || !q.TryReserve() {
-		t.Fatal("could not reserve two slots")
+	for i := 0; i < 2; i++ {
+		if !q.TryReserve() {
+			t.Fatalf("could not reserve slot %d of 2", i+1)
+		}
 	}
 	if q.TryReserve() {
 		t.Fatal("reserved a third slot of two")

@@ -40,16 +40,6 @@ func decodeBody(t *testing.T, resp *http.Response) map[string]any {
 	return out
 }
 
-// slackErr returns the Slack error code in err, or "" if err is not a
-// slack.SlackErrorResponse.
-func slackErr(err error) string {
-	var e slack.SlackErrorResponse
-	if errors.As(err, &e) {
-		return e.Err
-	}
-	return ""
-}
-
 func wantCode(t *testing.T, err error, code string) slack.SlackErrorResponse {
 	t.Helper()
 	var e slack.SlackErrorResponse
@@ -65,15 +55,6 @@ func section(text string) *slack.SectionBlock {
 
 func button(actionID, text, value string) *slack.ButtonBlockElement {
 	return slack.NewButtonBlockElement(actionID, value, slack.NewTextBlockObject(slack.PlainTextType, text, false, false))
-}
-
-func blocksJSON(t *testing.T, blocks ...slack.Block) string {
-	t.Helper()
-	b, err := json.Marshal(blocks)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
 }
 
 func containsAny(list []string, sub string) bool {

@@ -61,16 +61,6 @@ func (v view) max(name, fact string) (float64, string, bool) {
 	return best, node, found
 }
 
-func (v view) sum(name, fact string) float64 {
-	s := 0.0
-	for _, r := range v.ran(name) {
-		if f, ok := r.Fact(fact); ok {
-			s += f
-		}
-	}
-	return s
-}
-
 func (v view) attr(name, attr string) []string {
 	var out []string
 	for _, r := range v.ran(name) {
