@@ -204,11 +204,11 @@ func (p *Processor) Process(ctx context.Context, n store.Notification, m *webhoo
 		return err
 	}
 	prev, prevErr := p.Store.Thread(ctx, threadKey)
-	if _, err := p.Store.UpsertThreadMessage(ctx, store.Thread{Key: threadKey, Channel: plan.Channel, Cluster: clusterName, Status: r.Status}, body); err != nil {
+	if _, err := p.Store.UpsertThreadMessage(ctx, store.Thread{Key: threadKey, Channel: plan.Channel, Cluster: clusterName, Status: r.Status, Firing: r.Firing}, body); err != nil {
 		return err
 	}
 	if prevErr == nil {
-		if note := followUp(prev.Status, r, inc != nil, m); note != "" {
+		if note := followUp(prev, r, inc != nil, m); note != "" {
 			reply, _ := json.Marshal(chslack.Message{Text: note, Plain: note})
 			if _, err := p.Store.EnqueueReply(ctx, threadKey, reply); err != nil {
 				return err
@@ -248,19 +248,25 @@ func (p *Processor) incidentPlaybook(inc *store.Incident, plan *Plan) *playbooks
 	return best
 }
 
-// followUp is the thread reply for a change worth a notification.
-func followUp(prevStatus string, r *report.Report, incident bool, m *webhook.Message) string {
+// followUp is the thread reply for a change worth a notification: the
+// group resolved, fired again, gained or lost firing alerts, or (in an
+// incident) one of its groups changed.
+func followUp(prev store.Thread, r *report.Report, incident bool, m *webhook.Message) string {
 	switch {
-	case prevStatus == "firing" && r.Status == "resolved":
+	case prev.Status == "firing" && r.Status == "resolved":
 		when := r.ResolvedAt
 		if when.IsZero() {
 			when = r.GeneratedAt
 		}
 		return fmt.Sprintf(":white_check_mark: Resolved at %s UTC: %s.", when.UTC().Format("15:04:05"), resolvedList(m))
-	case prevStatus == "resolved" && r.Status == "firing":
+	case prev.Status == "resolved" && r.Status == "firing":
 		return fmt.Sprintf(":fire: Firing again: %d alert(s).", r.Firing)
-	case incident && prevStatus != "":
+	case incident && prev.Status != "":
 		return fmt.Sprintf("Alert group %s is now %s (%d firing).", r.Title, m.Status, r.Firing)
+	case prev.Status == "firing" && r.Firing > prev.Firing:
+		return fmt.Sprintf(":arrow_up: %d alerts firing now (was %d).", r.Firing, prev.Firing)
+	case prev.Status == "firing" && r.Firing < prev.Firing && r.Firing > 0:
+		return fmt.Sprintf(":arrow_down: %d alerts firing now (was %d): %s resolved.", r.Firing, prev.Firing, resolvedList(m))
 	}
 	return ""
 }

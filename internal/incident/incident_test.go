@@ -268,3 +268,34 @@ func TestProcessStormFoldsGroupsIntoOneIncident(t *testing.T) {
 		t.Fatalf("after the lower-priority group changed:\n%s", b.Plain)
 	}
 }
+
+func TestProcessNotesGroupChangesInTheThread(t *testing.T) {
+	p, st, _ := newProcessor(t)
+	ctx := context.Background()
+	one := message("g", "ClickHouseReadonlyReplica", "firing", map[string]string{"instance": "ch-1"})
+	if err := p.Process(ctx, store.Notification{ID: 1}, one); err != nil {
+		t.Fatal(err)
+	}
+	es := due(t, st)
+	st.MarkSending(ctx, es[0].ID)
+	st.MarkSent(ctx, es[0].ID, "C1", "1.000100")
+	two := message("g", "ClickHouseReadonlyReplica", "firing", map[string]string{"instance": "ch-1"})
+	second := two.Alerts[0]
+	second.Labels = template.KV{"alertname": "ClickHouseReadonlyReplica", "cluster": "prod", "severity": "critical", "instance": "ch-2"}
+	second.Fingerprint = "f-g-2"
+	two.Alerts = append(two.Alerts, second)
+	delete(two.CommonLabels, "instance")
+	if err := p.Process(ctx, store.Notification{ID: 2}, two); err != nil {
+		t.Fatal(err)
+	}
+	es = due(t, st)
+	if len(es) != 1 || es[0].Kind != store.KindUpdate {
+		t.Fatalf("%+v", es)
+	}
+	st.MarkSending(ctx, es[0].ID)
+	st.MarkSent(ctx, es[0].ID, "C1", "1.000100")
+	es = due(t, st)
+	if len(es) != 1 || es[0].Kind != store.KindReply || !strings.Contains(outboxBody(t, st, es[0].ID).Text, "2 alerts firing now (was 1)") {
+		t.Fatalf("follow-up: %+v", es)
+	}
+}

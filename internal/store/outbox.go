@@ -44,11 +44,13 @@ type OutboxEntry struct {
 
 // Thread is the Slack message that stands for one alert group or incident.
 type Thread struct {
-	Key       string
-	Channel   string
-	TS        string
-	Cluster   string
-	Status    string
+	Key     string
+	Channel string
+	TS      string
+	Cluster string
+	Status  string
+	// Firing is how many alerts were firing at the last message.
+	Firing    int
 	CreatedAt time.Time
 	UpdatedAt time.Time
 }
@@ -65,8 +67,8 @@ func (s *Store) UpsertThreadMessage(ctx context.Context, t Thread, body []byte) 
 		var ch string
 		err := tx.QueryRowContext(ctx, `SELECT channel FROM slack_threads WHERE thread_key = ?`, threadKey).Scan(&ch)
 		if errors.Is(err, sql.ErrNoRows) {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO slack_threads (thread_key, channel, ts, cluster, status, created_at, updated_at) VALUES (?, ?, '', ?, ?, ?, ?)`,
-				threadKey, channel, t.Cluster, t.Status, now, now); err != nil {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO slack_threads (thread_key, channel, ts, cluster, status, firing, created_at, updated_at) VALUES (?, ?, '', ?, ?, ?, ?, ?)`,
+				threadKey, channel, t.Cluster, t.Status, t.Firing, now, now); err != nil {
 				return err
 			}
 			id, err = insertOutbox(tx, ctx, threadKey, KindPost, channel, body, now)
@@ -75,7 +77,7 @@ func (s *Store) UpsertThreadMessage(ctx context.Context, t Thread, body []byte) 
 		if err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE slack_threads SET updated_at = ?, status = ? WHERE thread_key = ?`, now, t.Status, threadKey); err != nil {
+		if _, err := tx.ExecContext(ctx, `UPDATE slack_threads SET updated_at = ?, status = ?, firing = ? WHERE thread_key = ?`, now, t.Status, t.Firing, threadKey); err != nil {
 			return err
 		}
 		// The first post was refused for good (e.g. a channel that did not
@@ -259,8 +261,8 @@ func (s *Store) ReplaceOutboxBody(ctx context.Context, id int64, body []byte) er
 func (s *Store) Thread(ctx context.Context, key string) (Thread, error) {
 	var t Thread
 	var c, u int64
-	err := s.db.QueryRowContext(ctx, `SELECT thread_key, channel, ts, cluster, status, created_at, updated_at FROM slack_threads WHERE thread_key = ?`, key).
-		Scan(&t.Key, &t.Channel, &t.TS, &t.Cluster, &t.Status, &c, &u)
+	err := s.db.QueryRowContext(ctx, `SELECT thread_key, channel, ts, cluster, status, firing, created_at, updated_at FROM slack_threads WHERE thread_key = ?`, key).
+		Scan(&t.Key, &t.Channel, &t.TS, &t.Cluster, &t.Status, &t.Firing, &c, &u)
 	if errors.Is(err, sql.ErrNoRows) {
 		return t, fmt.Errorf("thread %q: %w", key, ErrNotFound)
 	}

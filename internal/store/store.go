@@ -155,6 +155,8 @@ var migrations = []string{
 		state       TEXT NOT NULL DEFAULT 'offered',
 		created_at  INTEGER NOT NULL
 	);`,
+	// 4: how many alerts a thread's group had firing at its last message.
+	`ALTER TABLE slack_threads ADD COLUMN firing INTEGER NOT NULL DEFAULT 0;`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {
