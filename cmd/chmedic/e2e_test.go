@@ -262,20 +262,44 @@ func alert(name string, extra map[string]string) testenv.PostableAlert {
 	}
 }
 
+// e2e is one end-to-end scenario: the shared servers, a Slack fake, a
+// running chmedic with its own store, and Alertmanager pointed at it.
+type e2e struct {
+	env *testenv.Env
+	slk *slackfake.Server
+	dir string
+	cfg string
+	ch  *chmedic
+	ctx context.Context
+}
+
+func newE2E(t *testing.T, timeout time.Duration) *e2e {
+	t.Helper()
+	env := testenv.Shared(t)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	t.Cleanup(cancel)
+	e := &e2e{env: env, slk: slackfake.New(t, slackfake.Options{}), dir: t.TempDir(), ctx: ctx}
+	e.cfg = writeConfig(t, e.dir, env, e.slk.URL(), "")
+	e.restart(t)
+	return e
+}
+
+// restart starts (another) chmedic on the same store and points
+// Alertmanager at it.
+func (e *e2e) restart(t *testing.T) {
+	t.Helper()
+	e.ch = startChmedic(t, e.dir, e.cfg, e.env)
+	if err := e.env.Alertmanager.SetWebhook(e.ctx, e.ch.url("/webhook"), webhookToken); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestAlertmanagerToChmedic: a real Alertmanager delivers a webhook to the
 // running binary, which stores it, processes it and posts one message;
 // duplicates are collapsed; a bad token is refused.
 func TestAlertmanagerToChmedic(t *testing.T) {
-	env := testenv.Shared(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	slk := slackfake.New(t, slackfake.Options{})
-	dir := t.TempDir()
-	ch := startChmedic(t, dir, writeConfig(t, dir, env, slk.URL(), ""), env)
-
-	if err := env.Alertmanager.SetWebhook(ctx, ch.url("/webhook"), webhookToken); err != nil {
-		t.Fatal(err)
-	}
+	e := newE2E(t, 2*time.Minute)
+	env, slk, ch, ctx := e.env, e.slk, e.ch, e.ctx
 	if err := env.Alertmanager.PostAlerts(ctx, []testenv.PostableAlert{alert("ClickHouseReadonlyReplica", map[string]string{"e2e": "accept"})}); err != nil {
 		t.Fatal(err)
 	}
@@ -337,15 +361,8 @@ func messagesAbout(slk *slackfake.Server, s string) []slackfake.Message {
 // findings from the real cluster; the resolve updates it in place and says
 // so in its thread.
 func TestResolveUpdatesTheSameMessage(t *testing.T) {
-	env := testenv.Shared(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	slk := slackfake.New(t, slackfake.Options{})
-	dir := t.TempDir()
-	ch := startChmedic(t, dir, writeConfig(t, dir, env, slk.URL(), ""), env)
-	if err := env.Alertmanager.SetWebhook(ctx, ch.url("/webhook"), webhookToken); err != nil {
-		t.Fatal(err)
-	}
+	e := newE2E(t, 2*time.Minute)
+	env, slk, ctx := e.env, e.slk, e.ctx
 	a := alert("ClickHouseReplicasInReadOnly", nil)
 	if err := env.Alertmanager.PostAlerts(ctx, []testenv.PostableAlert{a}); err != nil {
 		t.Fatal(err)
@@ -390,16 +407,8 @@ func TestResolveUpdatesTheSameMessage(t *testing.T) {
 // chmedic is killed mid-outage and restarted; once Slack is back the message
 // is posted exactly once.
 func TestSlackOutageAndRestartDeliverOnce(t *testing.T) {
-	env := testenv.Shared(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	slk := slackfake.New(t, slackfake.Options{})
-	dir := t.TempDir()
-	cfg := writeConfig(t, dir, env, slk.URL(), "")
-	ch := startChmedic(t, dir, cfg, env)
-	if err := env.Alertmanager.SetWebhook(ctx, ch.url("/webhook"), webhookToken); err != nil {
-		t.Fatal(err)
-	}
+	e := newE2E(t, 3*time.Minute)
+	env, slk, ch, ctx := e.env, e.slk, e.ch, e.ctx
 
 	// A 429 storm: every post is rate limited five times over.
 	slk.FailNext("chat.postMessage", 5, slackfake.Failure{Status: 429, RetryAfter: time.Second})
@@ -425,10 +434,7 @@ func TestSlackOutageAndRestartDeliverOnce(t *testing.T) {
 		return ch.metric(t, "chmedic_slack_errors_total", `class="transient"`) >= 1
 	})
 	ch.kill()
-	ch2 := startChmedic(t, dir, cfg, env)
-	if err := env.Alertmanager.SetWebhook(ctx, ch2.url("/webhook"), webhookToken); err != nil {
-		t.Fatal(err)
-	}
+	e.restart(t)                // same store
 	time.Sleep(2 * time.Second) // Slack still down after the restart
 	slk.SetOutage(false)
 	waitUntil(t, "the message after the outage", 60*time.Second, func() bool {
