@@ -543,3 +543,29 @@ func (h *HTTPHandler) refuse(w http.ResponseWriter, r *http.Request, status int,
 	h.Dispatcher.Refuse(r.Context(), TransportHTTP, reason, fmt.Sprintf("%s %s from %s: %s", r.Method, r.URL.Path, r.RemoteAddr, detail))
 	http.Error(w, reason+": "+detail, status)
 }
+
+// SocketInteractive handles a Socket Mode interactive envelope's payload
+// (internal/slack's SocketSink). A payload it cannot read is refused
+// (counted and recorded) and returned as an error; the envelope is
+// acknowledged either way.
+func (d *Dispatcher) SocketInteractive(ctx context.Context, payload []byte) error {
+	err := d.Interactive(ctx, TransportSocket, payload)
+	if err != nil {
+		d.Refuse(ctx, TransportSocket, ReasonMalformed, err.Error())
+	}
+	return err
+}
+
+// SocketSlashCommand handles a Socket Mode slash_commands envelope's
+// payload and returns the ack payload (the ephemeral reply), or nil.
+func (d *Dispatcher) SocketSlashCommand(ctx context.Context, payload []byte) (any, error) {
+	c, err := ParseCommandJSON(payload, d.now())
+	if err != nil {
+		d.Refuse(ctx, TransportSocket, ReasonMalformed, err.Error())
+		return nil, err
+	}
+	if body := CommandResponse(d.SlashCommand(ctx, TransportSocket, c)); body != nil {
+		return body, nil
+	}
+	return nil, nil
+}

@@ -269,3 +269,14 @@ func (s *Server) AckFor(id string) (Ack, bool) {
 	}
 	return Ack{}, false
 }
+
+// DropSocketConnections closes every Socket Mode connection abruptly, with
+// no disconnect message (a network failure).
+func (s *Server) DropSocketConnections() {
+	s.mu.Lock()
+	socks := append([]*socketConn(nil), s.sockets...)
+	s.mu.Unlock()
+	for _, c := range socks {
+		s.dropSocket(c)
+	}
+}
