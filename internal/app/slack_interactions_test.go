@@ -36,6 +36,18 @@ func (r *clickRecorder) HandleClick(_ context.Context, c approvals.Click) (appro
 	return approvals.Reply{Ephemeral: "recorded " + c.Value}, nil
 }
 
+type commandRecorder struct {
+	mu   sync.Mutex
+	cmds []approvals.Command
+}
+
+func (r *commandRecorder) HandleCommand(_ context.Context, c approvals.Command) (approvals.Reply, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.cmds = append(r.cmds, c)
+	return approvals.Reply{Ephemeral: "digest for " + c.UserID}, nil
+}
+
 func (r *clickRecorder) n() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -159,12 +171,12 @@ func TestInteractionsOverSocketMode(t *testing.T) {
 	slk := slackfake.New(t, slackfake.Options{SocketPingInterval: 100 * time.Millisecond})
 	ts := buttonMessage(t, slk)
 	cfg := interactionConfig(t, t.TempDir(), slk, "  socket_mode: true\n  app_token_file: app-token\n")
-	clicks := &clickRecorder{}
+	clicks, cmds := &clickRecorder{}, &commandRecorder{}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := New(context.Background(), cfg, quiet(), Options{Listener: ln, InteractionOptions: InteractionOptions{Clicks: clicks}})
+	a, err := New(context.Background(), cfg, quiet(), Options{Listener: ln, InteractionOptions: InteractionOptions{Clicks: clicks, Commands: cmds}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,10 +202,16 @@ func TestInteractionsOverSocketMode(t *testing.T) {
 	if eph := slk.Ephemerals(); eph[0].Text != "recorded req-0001" || eph[0].User != "U0BOB" {
 		t.Errorf("ephemerals %+v", eph)
 	}
-	// A slash command with no handler gets the "not enabled" reply.
-	id, _ = slk.SendSlashCommand(map[string]string{"command": "/chmedic", "user_id": "U0BOB", "channel_id": "C0INCIDENT"})
+	// A slash command reaches the command handler; its reply is the ack's
+	// payload.
+	id, _ = slk.SendSlashCommand(map[string]string{"command": "/chmedic", "text": "digest", "user_id": "U0BOB", "channel_id": "C0INCIDENT"})
 	slk.WaitFor(t, func() bool { _, ok := slk.AckFor(id); return ok }, 10*time.Second)
-	if ack, _ := slk.AckFor(id); !strings.Contains(string(ack.Payload), "no slash commands enabled") {
+	if ack, _ := slk.AckFor(id); string(ack.Payload) != `{"response_type":"ephemeral","text":"digest for U0BOB"}` {
 		t.Errorf("slash command ack %s", ack.Payload)
 	}
+	cmds.mu.Lock()
+	if len(cmds.cmds) != 1 || cmds.cmds[0].Command != "/chmedic" || cmds.cmds[0].Text != "digest" || cmds.cmds[0].TeamID != slackfake.DefaultTeamID {
+		t.Errorf("commands %+v", cmds.cmds)
+	}
+	cmds.mu.Unlock()
 }
