@@ -473,6 +473,12 @@ func (h *HTTPHandler) Commands() http.Handler {
 		if !ok {
 			return
 		}
+		if form.Get("ssl_check") != "" {
+			// Slack checks the certificate of a slash command URL now and
+			// then with ssl_check=1: nothing to do but answer.
+			w.WriteHeader(http.StatusOK)
+			return
+		}
 		c, err := ParseCommand(form, h.Dispatcher.now())
 		if err != nil {
 			h.refuse(w, r, http.StatusBadRequest, ReasonMalformed, err.Error())

@@ -405,6 +405,10 @@ func TestSlashCommandHTTP(t *testing.T) {
 	if st, _ := e.send("/slack/commands", slackfake.Sign("wrong", time.Now(), body), body); st != 401 {
 		t.Errorf("badly signed command: %d", st)
 	}
+	ssl := []byte("ssl_check=1&token=x")
+	if st, _ := e.send("/slack/commands", slackfake.Sign(testSecret, time.Now(), ssl), ssl); st != 200 || len(cmds.got) != 1 {
+		t.Errorf("ssl_check: %d, %d commands", st, len(cmds.got))
+	}
 }
 
 func TestResponseURLResponderRefusesPlainHTTP(t *testing.T) {
