@@ -468,3 +468,27 @@ func BenchmarkInteractionsHTTP(b *testing.B) {
 		}
 	}
 }
+
+type brokenReplayStore struct{}
+
+func (brokenReplayStore) MarkSlackRequestSeen(context.Context, string, time.Time, time.Time) (bool, error) {
+	return false, errors.New("database is locked")
+}
+
+// When the replay record cannot be written, the click is neither delivered
+// nor refused as forged: 503, and Slack shows the user a failure.
+func TestInteractionsReplayStoreDown(t *testing.T) {
+	e := newEnv(t, "", nil)
+	h := &HTTPHandler{Verifier: NewVerifier(testSecret).WithReplayStore(brokenReplayStore{}), Dispatcher: e.disp}
+	b := form(e.click("U0ALICE"))
+	req := httptest.NewRequest(http.MethodPost, "/slack/interactions", bytes.NewReader(b))
+	for k, v := range slackfake.Sign(testSecret, time.Now(), b) {
+		req.Header[k] = v
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	rec := httptest.NewRecorder()
+	h.Interactions().ServeHTTP(rec, req)
+	if rec.Code != http.StatusServiceUnavailable || len(e.clicks.got()) != 0 || len(e.refusals.got()) != 0 {
+		t.Errorf("%d %s; clicks %v refusals %v", rec.Code, rec.Body, e.clicks.got(), e.refusals.got())
+	}
+}
