@@ -69,16 +69,16 @@ const (
 	replyHandlerFailedText = "chmedic could not record this click (%s): nothing was done. Try again, or use the chmedic CLI."
 )
 
-// Metrics are the inbound interaction metrics.
-type Metrics struct {
+// InteractionMetrics are the inbound interaction metrics.
+type InteractionMetrics struct {
 	received *prometheus.CounterVec
 	rejected *prometheus.CounterVec
 	replies  *prometheus.CounterVec
 }
 
-// NewMetrics registers the interaction metrics on reg (nil: not registered).
-func NewMetrics(reg prometheus.Registerer) *Metrics {
-	m := &Metrics{
+// NewInteractionMetrics registers the interaction metrics on reg (nil: not registered).
+func NewInteractionMetrics(reg prometheus.Registerer) *InteractionMetrics {
+	m := &InteractionMetrics{
 		received: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "chmedic_slack_interactions_total",
 			Help: "Verified Slack interactions received, by transport and payload type.",
@@ -108,10 +108,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 type Dispatcher struct {
 	Clicks    ClickHandler
 	Commands  CommandHandler
-	Responder Responder       // default: ResponseURLResponder
-	Refusals  RefusalRecorder // optional
-	Metrics   *Metrics        // optional
-	Log       *slog.Logger    // default: slog.Default()
+	Responder Responder           // default: ResponseURLResponder
+	Refusals  RefusalRecorder     // optional
+	Metrics   *InteractionMetrics // optional
+	Log       *slog.Logger        // default: slog.Default()
 	Now       func() time.Time
 	// HandleTimeout bounds one HandleClick / HandleCommand [2s], so that
 	// Slack gets its answer within its 3 s.

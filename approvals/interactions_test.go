@@ -24,9 +24,9 @@ import (
 	"github.com/chmedic/chmedic/internal/store"
 )
 
-const testSecret = "8f742231b10e8888abcd99yyyzzz85a5"
+const interactionsSecret = "8f742231b10e8888abcd99yyyzzz85a5"
 
-type recordingClicks struct {
+type clickSpy struct {
 	mu     sync.Mutex
 	clicks []Click
 	reply  Reply
@@ -34,7 +34,7 @@ type recordingClicks struct {
 	block  bool // wait for the context to end
 }
 
-func (r *recordingClicks) HandleClick(ctx context.Context, c Click) (Reply, error) {
+func (r *clickSpy) HandleClick(ctx context.Context, c Click) (Reply, error) {
 	if r.block {
 		<-ctx.Done()
 		return Reply{}, ctx.Err()
@@ -45,40 +45,40 @@ func (r *recordingClicks) HandleClick(ctx context.Context, c Click) (Reply, erro
 	return r.reply, r.err
 }
 
-func (r *recordingClicks) got() []Click {
+func (r *clickSpy) got() []Click {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return append([]Click(nil), r.clicks...)
 }
 
-type recordingRefusals struct {
+type refusalSpy struct {
 	mu      sync.Mutex
 	reasons []string
 	details []string
 }
 
-func (r *recordingRefusals) Refused(_ context.Context, reason, detail string) {
+func (r *refusalSpy) Refused(_ context.Context, reason, detail string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.reasons = append(r.reasons, reason)
 	r.details = append(r.details, detail)
 }
 
-func (r *recordingRefusals) got() []string {
+func (r *refusalSpy) got() []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return append([]string(nil), r.reasons...)
 }
 
-// env is chmedic's interaction endpoint over a store, next to a Slack fake
+// interactionsEnv is chmedic's interaction endpoint over a store, next to a Slack fake
 // holding a message with an Approve button.
-type env struct {
+type interactionsEnv struct {
 	t        *testing.T
 	slack    *slackfake.Server
 	path     string // store file
 	st       *store.Store
-	clicks   *recordingClicks
-	refusals *recordingRefusals
+	clicks   *clickSpy
+	refusals *refusalSpy
 	reg      *prometheus.Registry
 	disp     *Dispatcher
 	srv      *httptest.Server
@@ -86,7 +86,7 @@ type env struct {
 	threadTS string
 }
 
-func newEnv(t *testing.T, path string, fake *slackfake.Server) *env {
+func newInteractionsEnv(t *testing.T, path string, fake *slackfake.Server) *interactionsEnv {
 	t.Helper()
 	if path == "" {
 		path = filepath.Join(t.TempDir(), "chmedic.db")
@@ -95,7 +95,7 @@ func newEnv(t *testing.T, path string, fake *slackfake.Server) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, slack: fake, path: path, st: st, clicks: &recordingClicks{}, refusals: &recordingRefusals{}, reg: prometheus.NewRegistry()}
+	e := &interactionsEnv{t: t, slack: fake, path: path, st: st, clicks: &clickSpy{}, refusals: &refusalSpy{}, reg: prometheus.NewRegistry()}
 	if e.slack == nil {
 		e.slack = slackfake.New(t, slackfake.Options{})
 		api := e.slack.Client()
@@ -110,8 +110,8 @@ func newEnv(t *testing.T, path string, fake *slackfake.Server) *env {
 		}
 		e.msgTS, e.threadTS = ts, parent
 	}
-	e.disp = &Dispatcher{Clicks: e.clicks, Refusals: e.refusals, Metrics: NewMetrics(e.reg), Log: slog.New(slog.DiscardHandler)}
-	h := &HTTPHandler{Verifier: NewVerifier(testSecret).WithReplayStore(st), Dispatcher: e.disp}
+	e.disp = &Dispatcher{Clicks: e.clicks, Refusals: e.refusals, Metrics: NewInteractionMetrics(e.reg), Log: slog.New(slog.DiscardHandler)}
+	h := &HTTPHandler{Verifier: NewVerifier(interactionsSecret).WithReplayStore(st), Dispatcher: e.disp}
 	mux := http.NewServeMux()
 	mux.Handle("POST /slack/interactions", h.Interactions())
 	mux.Handle("POST /slack/commands", h.Commands())
@@ -120,13 +120,13 @@ func newEnv(t *testing.T, path string, fake *slackfake.Server) *env {
 	return e
 }
 
-func (e *env) close() {
+func (e *interactionsEnv) close() {
 	e.srv.Close()
 	e.disp.Wait()
 	e.st.Close()
 }
 
-func (e *env) click(user string) []byte {
+func (e *interactionsEnv) click(user string) []byte {
 	e.t.Helper()
 	p, err := e.slack.BlockActions(slackfake.ClickSpec{Channel: "C0INCIDENT", TS: e.msgTS, ActionID: "approve", UserID: user})
 	if err != nil {
@@ -136,7 +136,7 @@ func (e *env) click(user string) []byte {
 }
 
 // send posts body to path with headers h.
-func (e *env) send(path string, h http.Header, body []byte) (int, string) {
+func (e *interactionsEnv) send(path string, h http.Header, body []byte) (int, string) {
 	e.t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, e.srv.URL+path, bytes.NewReader(body))
 	for k, v := range h {
@@ -154,75 +154,77 @@ func (e *env) send(path string, h http.Header, body []byte) (int, string) {
 	return resp.StatusCode, strings.TrimSpace(string(b))
 }
 
-func form(payload []byte) []byte { return []byte(url.Values{"payload": {string(payload)}}.Encode()) }
+func payloadForm(payload []byte) []byte {
+	return []byte(url.Values{"payload": {string(payload)}}.Encode())
+}
 
 func TestInteractionsHTTP(t *testing.T) {
 	now := time.Now()
 	tests := []struct {
 		name       string
-		build      func(e *env) (http.Header, []byte)
+		build      func(e *interactionsEnv) (http.Header, []byte)
 		wantStatus int
 		wantReason string // refusal reason, "" for accepted
 		wantClicks int
 	}{
-		{"signed by Slack", func(e *env) (http.Header, []byte) {
-			b := form(e.click("U0ALICE"))
-			return slackfake.Sign(testSecret, now, b), b
+		{"signed by Slack", func(e *interactionsEnv) (http.Header, []byte) {
+			b := payloadForm(e.click("U0ALICE"))
+			return slackfake.Sign(interactionsSecret, now, b), b
 		}, 200, "", 1},
-		{"within the window", func(e *env) (http.Header, []byte) {
-			b := form(e.click("U0ALICE"))
-			return slackfake.Sign(testSecret, now.Add(-4*time.Minute), b), b
+		{"within the window", func(e *interactionsEnv) (http.Header, []byte) {
+			b := payloadForm(e.click("U0ALICE"))
+			return slackfake.Sign(interactionsSecret, now.Add(-4*time.Minute), b), b
 		}, 200, "", 1},
-		{"wrong secret", func(e *env) (http.Header, []byte) {
-			b := form(e.click("U0ALICE"))
+		{"wrong secret", func(e *interactionsEnv) (http.Header, []byte) {
+			b := payloadForm(e.click("U0ALICE"))
 			return slackfake.Sign("not-the-secret", now, b), b
 		}, 401, ReasonBadSignature, 0},
-		{"forged user: signed body edited", func(e *env) (http.Header, []byte) {
-			b := form(e.click("U0ALICE"))
-			h := slackfake.Sign(testSecret, now, b)
+		{"forged user: signed body edited", func(e *interactionsEnv) (http.Header, []byte) {
+			b := payloadForm(e.click("U0ALICE"))
+			h := slackfake.Sign(interactionsSecret, now, b)
 			return h, bytes.ReplaceAll(b, []byte("U0ALICE"), []byte("U0MALLORY"))
 		}, 401, ReasonBadSignature, 0},
-		{"stale", func(e *env) (http.Header, []byte) {
-			b := form(e.click("U0ALICE"))
-			return slackfake.Sign(testSecret, now.Add(-6*time.Minute), b), b
+		{"stale", func(e *interactionsEnv) (http.Header, []byte) {
+			b := payloadForm(e.click("U0ALICE"))
+			return slackfake.Sign(interactionsSecret, now.Add(-6*time.Minute), b), b
 		}, 401, ReasonStale, 0},
-		{"from the future", func(e *env) (http.Header, []byte) {
-			b := form(e.click("U0ALICE"))
-			return slackfake.Sign(testSecret, now.Add(6*time.Minute), b), b
+		{"from the future", func(e *interactionsEnv) (http.Header, []byte) {
+			b := payloadForm(e.click("U0ALICE"))
+			return slackfake.Sign(interactionsSecret, now.Add(6*time.Minute), b), b
 		}, 401, ReasonStale, 0},
-		{"unsigned", func(e *env) (http.Header, []byte) {
-			return http.Header{}, form(e.click("U0ALICE"))
+		{"unsigned", func(e *interactionsEnv) (http.Header, []byte) {
+			return http.Header{}, payloadForm(e.click("U0ALICE"))
 		}, 401, ReasonMissingHeaders, 0},
-		{"signed, not a form", func(e *env) (http.Header, []byte) {
+		{"signed, not a form", func(e *interactionsEnv) (http.Header, []byte) {
 			b := e.click("U0ALICE")
-			h := slackfake.Sign(testSecret, now, b)
+			h := slackfake.Sign(interactionsSecret, now, b)
 			h.Set("Content-Type", "application/json")
 			return h, b
 		}, 400, ReasonMalformed, 0},
-		{"signed, no payload field", func(e *env) (http.Header, []byte) {
+		{"signed, no payload field", func(e *interactionsEnv) (http.Header, []byte) {
 			b := []byte("token=x&team_id=T1")
-			return slackfake.Sign(testSecret, now, b), b
+			return slackfake.Sign(interactionsSecret, now, b), b
 		}, 400, ReasonMalformed, 0},
-		{"signed, payload not JSON", func(e *env) (http.Header, []byte) {
-			b := form([]byte("{nope"))
-			return slackfake.Sign(testSecret, now, b), b
+		{"signed, payload not JSON", func(e *interactionsEnv) (http.Header, []byte) {
+			b := payloadForm([]byte("{nope"))
+			return slackfake.Sign(interactionsSecret, now, b), b
 		}, 400, ReasonMalformed, 0},
-		{"signed, block_actions without a user", func(e *env) (http.Header, []byte) {
-			b := form([]byte(`{"type":"block_actions","team":{"id":"T1"},"actions":[{"action_id":"approve","value":"x"}]}`))
-			return slackfake.Sign(testSecret, now, b), b
+		{"signed, block_actions without a user", func(e *interactionsEnv) (http.Header, []byte) {
+			b := payloadForm([]byte(`{"type":"block_actions","team":{"id":"T1"},"actions":[{"action_id":"approve","value":"x"}]}`))
+			return slackfake.Sign(interactionsSecret, now, b), b
 		}, 400, ReasonMalformed, 0},
-		{"other payload types are acknowledged and ignored", func(e *env) (http.Header, []byte) {
-			b := form([]byte(`{"type":"view_submission","team":{"id":"T1"},"user":{"id":"U1"},"view":{}}`))
-			return slackfake.Sign(testSecret, now, b), b
+		{"other payload types are acknowledged and ignored", func(e *interactionsEnv) (http.Header, []byte) {
+			b := payloadForm([]byte(`{"type":"view_submission","team":{"id":"T1"},"user":{"id":"U1"},"view":{}}`))
+			return slackfake.Sign(interactionsSecret, now, b), b
 		}, 200, "", 0},
-		{"too large", func(e *env) (http.Header, []byte) {
-			b := form(bytes.Repeat([]byte("x"), 2<<20))
-			return slackfake.Sign(testSecret, now, b), b
+		{"too large", func(e *interactionsEnv) (http.Header, []byte) {
+			b := payloadForm(bytes.Repeat([]byte("x"), 2<<20))
+			return slackfake.Sign(interactionsSecret, now, b), b
 		}, 413, ReasonTooLarge, 0},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			e := newEnv(t, "", nil)
+			e := newInteractionsEnv(t, "", nil)
 			h, body := tc.build(e)
 			status, text := e.send("/slack/interactions", h, body)
 			if status != tc.wantStatus {
@@ -249,11 +251,11 @@ func TestInteractionsHTTP(t *testing.T) {
 }
 
 func TestInteractionsClickFields(t *testing.T) {
-	e := newEnv(t, "", nil)
+	e := newInteractionsEnv(t, "", nil)
 	e.slack.AddUser(slackfake.User{ID: "U0ALICE", Name: "alice"})
 	e.clicks.reply = Reply{Ephemeral: "Request recorded: waiting for an approver."}
-	b := form(e.click("U0ALICE"))
-	if st, text := e.send("/slack/interactions", slackfake.Sign(testSecret, time.Now(), b), b); st != 200 {
+	b := payloadForm(e.click("U0ALICE"))
+	if st, text := e.send("/slack/interactions", slackfake.Sign(interactionsSecret, time.Now(), b), b); st != 200 {
 		t.Fatalf("%d %s", st, text)
 	}
 	got := e.clicks.got()
@@ -280,13 +282,13 @@ func TestInteractionsClickFields(t *testing.T) {
 // A click from another workspace reaches the handler with that team id
 // (team.id wins over user.team_id), for the policy to refuse.
 func TestInteractionsOtherTeamIsDelivered(t *testing.T) {
-	e := newEnv(t, "", nil)
+	e := newInteractionsEnv(t, "", nil)
 	p, err := e.slack.BlockActions(slackfake.ClickSpec{Channel: "C0INCIDENT", TS: e.msgTS, ActionID: "approve", UserID: "U0EVE", TeamID: "T0OTHER"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := form(p)
-	if st, _ := e.send("/slack/interactions", slackfake.Sign(testSecret, time.Now(), b), b); st != 200 {
+	b := payloadForm(p)
+	if st, _ := e.send("/slack/interactions", slackfake.Sign(interactionsSecret, time.Now(), b), b); st != 200 {
 		t.Fatal(st)
 	}
 	if got := e.clicks.got(); len(got) != 1 || got[0].TeamID != "T0OTHER" || got[0].UserID != "U0EVE" {
@@ -295,9 +297,9 @@ func TestInteractionsOtherTeamIsDelivered(t *testing.T) {
 }
 
 func TestInteractionsReplay(t *testing.T) {
-	e := newEnv(t, "", nil)
-	b := form(e.click("U0ALICE"))
-	h := slackfake.Sign(testSecret, time.Now(), b)
+	e := newInteractionsEnv(t, "", nil)
+	b := payloadForm(e.click("U0ALICE"))
+	h := slackfake.Sign(interactionsSecret, time.Now(), b)
 	if st, _ := e.send("/slack/interactions", h, b); st != 200 {
 		t.Fatal(st)
 	}
@@ -307,7 +309,7 @@ func TestInteractionsReplay(t *testing.T) {
 	// A restart (a new store handle, verifier and handler on the same file)
 	// still refuses it.
 	e.close()
-	e2 := newEnv(t, e.path, e.slack)
+	e2 := newInteractionsEnv(t, e.path, e.slack)
 	if st, text := e2.send("/slack/interactions", h, b); st != 401 || !strings.HasPrefix(text, "replay") {
 		t.Fatalf("replay after a restart: %d %s", st, text)
 	}
@@ -321,10 +323,10 @@ func TestInteractionsReplay(t *testing.T) {
 
 func TestInteractionsFailClosed(t *testing.T) {
 	t.Run("no click handler", func(t *testing.T) {
-		e := newEnv(t, "", nil)
+		e := newInteractionsEnv(t, "", nil)
 		e.disp.Clicks = nil
-		b := form(e.click("U0ALICE"))
-		if st, _ := e.send("/slack/interactions", slackfake.Sign(testSecret, time.Now(), b), b); st != 200 {
+		b := payloadForm(e.click("U0ALICE"))
+		if st, _ := e.send("/slack/interactions", slackfake.Sign(interactionsSecret, time.Now(), b), b); st != 200 {
 			t.Fatal(st)
 		}
 		e.disp.Wait()
@@ -333,12 +335,12 @@ func TestInteractionsFailClosed(t *testing.T) {
 		}
 	})
 	t.Run("no signing secret", func(t *testing.T) {
-		e := newEnv(t, "", nil)
+		e := newInteractionsEnv(t, "", nil)
 		h := &HTTPHandler{Dispatcher: e.disp}
 		rec := httptest.NewRecorder()
-		b := form(e.click("U0ALICE"))
+		b := payloadForm(e.click("U0ALICE"))
 		req := httptest.NewRequest(http.MethodPost, "/slack/interactions", bytes.NewReader(b))
-		for k, v := range slackfake.Sign(testSecret, time.Now(), b) {
+		for k, v := range slackfake.Sign(interactionsSecret, time.Now(), b) {
 			req.Header[k] = v
 		}
 		h.Interactions().ServeHTTP(rec, req)
@@ -347,10 +349,10 @@ func TestInteractionsFailClosed(t *testing.T) {
 		}
 	})
 	t.Run("handler fails", func(t *testing.T) {
-		e := newEnv(t, "", nil)
+		e := newInteractionsEnv(t, "", nil)
 		e.clicks.err = errors.New("store is locked")
-		b := form(e.click("U0ALICE"))
-		if st, _ := e.send("/slack/interactions", slackfake.Sign(testSecret, time.Now(), b), b); st != 200 {
+		b := payloadForm(e.click("U0ALICE"))
+		if st, _ := e.send("/slack/interactions", slackfake.Sign(interactionsSecret, time.Now(), b), b); st != 200 {
 			t.Fatal(st)
 		}
 		e.disp.Wait()
@@ -359,11 +361,11 @@ func TestInteractionsFailClosed(t *testing.T) {
 		}
 	})
 	t.Run("handler exceeds its bound", func(t *testing.T) {
-		e := newEnv(t, "", nil)
+		e := newInteractionsEnv(t, "", nil)
 		e.clicks.block = true
 		e.disp.HandleTimeout = 20 * time.Millisecond
-		b := form(e.click("U0ALICE"))
-		if st, _ := e.send("/slack/interactions", slackfake.Sign(testSecret, time.Now(), b), b); st != 200 {
+		b := payloadForm(e.click("U0ALICE"))
+		if st, _ := e.send("/slack/interactions", slackfake.Sign(interactionsSecret, time.Now(), b), b); st != 200 {
 			t.Fatal(st)
 		}
 		e.disp.Wait()
@@ -373,12 +375,12 @@ func TestInteractionsFailClosed(t *testing.T) {
 	})
 }
 
-type recordingCommands struct {
+type commandSpy struct {
 	mu  sync.Mutex
 	got []Command
 }
 
-func (r *recordingCommands) HandleCommand(_ context.Context, c Command) (Reply, error) {
+func (r *commandSpy) HandleCommand(_ context.Context, c Command) (Reply, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.got = append(r.got, c)
@@ -386,16 +388,16 @@ func (r *recordingCommands) HandleCommand(_ context.Context, c Command) (Reply, 
 }
 
 func TestSlashCommandHTTP(t *testing.T) {
-	e := newEnv(t, "", nil)
+	e := newInteractionsEnv(t, "", nil)
 	body := []byte(url.Values{"token": {"x"}, "team_id": {"T0FAKE0001"}, "channel_id": {"C0INCIDENT"}, "user_id": {"U0ALICE"},
 		"user_name": {"alice"}, "command": {"/chmedic"}, "text": {"digest"}, "response_url": {"https://hooks.slack.com/commands/T/1/2"}, "trigger_id": {"1.2.3"}}.Encode())
-	st, text := e.send("/slack/commands", slackfake.Sign(testSecret, time.Now(), body), body)
+	st, text := e.send("/slack/commands", slackfake.Sign(interactionsSecret, time.Now(), body), body)
 	if st != 200 || text != `{"response_type":"ephemeral","text":"`+ReplyCommandsDisabled+`"}` {
 		t.Fatalf("without a handler: %d %s", st, text)
 	}
-	cmds := &recordingCommands{}
+	cmds := &commandSpy{}
 	e.disp.Commands = cmds
-	st, text = e.send("/slack/commands", slackfake.Sign(testSecret, time.Now().Add(time.Second), body), body)
+	st, text = e.send("/slack/commands", slackfake.Sign(interactionsSecret, time.Now().Add(time.Second), body), body)
 	if st != 200 || !strings.Contains(text, "digest: 2 incidents") {
 		t.Fatalf("%d %s", st, text)
 	}
@@ -406,7 +408,7 @@ func TestSlashCommandHTTP(t *testing.T) {
 		t.Errorf("badly signed command: %d", st)
 	}
 	ssl := []byte("ssl_check=1&token=x")
-	if st, _ := e.send("/slack/commands", slackfake.Sign(testSecret, time.Now(), ssl), ssl); st != 200 || len(cmds.got) != 1 {
+	if st, _ := e.send("/slack/commands", slackfake.Sign(interactionsSecret, time.Now(), ssl), ssl); st != 200 || len(cmds.got) != 1 {
 		t.Errorf("ssl_check: %d, %d commands", st, len(cmds.got))
 	}
 }
@@ -419,7 +421,7 @@ func TestResponseURLResponderRefusesPlainHTTP(t *testing.T) {
 }
 
 func TestDispatcherSocketPayloads(t *testing.T) {
-	e := newEnv(t, "", nil)
+	e := newInteractionsEnv(t, "", nil)
 	if err := e.disp.SocketInteractive(context.Background(), e.click("U0ALICE")); err != nil {
 		t.Fatal(err)
 	}
@@ -449,15 +451,15 @@ func BenchmarkInteractionsHTTP(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer st.Close()
-	d := &Dispatcher{Clicks: &recordingClicks{}, Log: slog.New(slog.DiscardHandler)}
-	h := (&HTTPHandler{Verifier: NewVerifier(testSecret).WithReplayStore(st), Dispatcher: d}).Interactions()
+	d := &Dispatcher{Clicks: &clickSpy{}, Log: slog.New(slog.DiscardHandler)}
+	h := (&HTTPHandler{Verifier: NewVerifier(interactionsSecret).WithReplayStore(st), Dispatcher: d}).Interactions()
 	payload := []byte(`{"type":"block_actions","team":{"id":"T1"},"user":{"id":"U1","username":"alice"},"container":{"type":"message","message_ts":"1.000001","channel_id":"C1"},"actions":[{"action_id":"approve","value":"req"}]}`)
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
 		// A distinct body each time, so that none is a replay.
-		body := append(form(payload), "&n="+strconv.Itoa(i)...)
+		body := append(payloadForm(payload), "&n="+strconv.Itoa(i)...)
 		req := httptest.NewRequest(http.MethodPost, "/slack/interactions", bytes.NewReader(body))
-		for k, v := range slackfake.Sign(testSecret, time.Now(), body) {
+		for k, v := range slackfake.Sign(interactionsSecret, time.Now(), body) {
 			req.Header[k] = v
 		}
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
@@ -478,11 +480,11 @@ func (brokenReplayStore) MarkSlackRequestSeen(context.Context, string, time.Time
 // When the replay record cannot be written, the click is neither delivered
 // nor refused as forged: 503, and Slack shows the user a failure.
 func TestInteractionsReplayStoreDown(t *testing.T) {
-	e := newEnv(t, "", nil)
-	h := &HTTPHandler{Verifier: NewVerifier(testSecret).WithReplayStore(brokenReplayStore{}), Dispatcher: e.disp}
-	b := form(e.click("U0ALICE"))
+	e := newInteractionsEnv(t, "", nil)
+	h := &HTTPHandler{Verifier: NewVerifier(interactionsSecret).WithReplayStore(brokenReplayStore{}), Dispatcher: e.disp}
+	b := payloadForm(e.click("U0ALICE"))
 	req := httptest.NewRequest(http.MethodPost, "/slack/interactions", bytes.NewReader(b))
-	for k, v := range slackfake.Sign(testSecret, time.Now(), b) {
+	for k, v := range slackfake.Sign(interactionsSecret, time.Now(), b) {
 		req.Header[k] = v
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")

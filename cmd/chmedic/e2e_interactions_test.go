@@ -20,7 +20,7 @@ import (
 
 const e2eSigningSecret = "e2e-signing-secret"
 
-var actionIDRE = regexp.MustCompile(`"action_id":"(chmedic:[^"]+)"`)
+var clickActionIDRE = regexp.MustCompile(`"action_id":"(chmedic:[^"]+)"`)
 
 // sendRaw posts body with headers h to chmedic's path.
 func (c *chmedic) sendRaw(t *testing.T, path string, h http.Header, body []byte) (int, string) {
@@ -59,7 +59,7 @@ func TestClickOnARealMessage(t *testing.T) {
 	}
 	waitUntil(t, "the message", 30*time.Second, func() bool { return len(messagesAbout(slk, "ChmedicClickE2E")) == 1 })
 	msg := messagesAbout(slk, "ChmedicClickE2E")[0]
-	m := actionIDRE.FindSubmatch(msg.Blocks)
+	m := clickActionIDRE.FindSubmatch(msg.Blocks)
 	if m == nil {
 		t.Fatalf("no action button on the message:\n%s", msg.Blocks)
 	}

@@ -31,12 +31,12 @@ func (a *App) setupInteractions() {
 		Commands:  a.opts.Commands,
 		Refusals:  a.opts.Refusals,
 		Responder: &approvals.ResponseURLResponder{Client: a.opts.HTTPClient},
-		Metrics:   approvals.NewMetrics(a.reg),
+		Metrics:   approvals.NewInteractionMetrics(a.reg),
 		Log:       log,
 		Now:       a.opts.Now,
 	}
 	if cfg.Slack.Enabled() {
-		a.UserGroups = chslack.NewUserGroups(slackClient(&cfg.Slack, a.opts.HTTPClient), cfg.Slack.UserGroupCacheTTL, a.opts.Now)
+		a.UserGroups = chslack.NewUserGroups(interactionsSlackClient(&cfg.Slack, a.opts.HTTPClient), cfg.Slack.UserGroupCacheTTL, a.opts.Now)
 	} else {
 		a.UserGroups = chslack.NewUserGroups(nil, cfg.Slack.UserGroupCacheTTL, a.opts.Now)
 	}
@@ -82,7 +82,7 @@ func (a *App) startInteractions() (stop func()) {
 	}
 }
 
-func slackClient(s *config.Slack, hc *http.Client) *goslack.Client {
+func interactionsSlackClient(s *config.Slack, hc *http.Client) *goslack.Client {
 	opts := []goslack.Option{goslack.OptionAPIURL(s.APIURL)}
 	if hc != nil {
 		opts = append(opts, goslack.OptionHTTPClient(hc))

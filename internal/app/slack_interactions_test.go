@@ -22,44 +22,44 @@ import (
 	"github.com/chmedic/chmedic/internal/slackfake"
 )
 
-const signingSecret = "test-signing-secret"
+const ixSigningSecret = "test-signing-secret"
 
-type clickRecorder struct {
+type ixClickRecorder struct {
 	mu     sync.Mutex
 	clicks []approvals.Click
 }
 
-func (r *clickRecorder) HandleClick(_ context.Context, c approvals.Click) (approvals.Reply, error) {
+func (r *ixClickRecorder) HandleClick(_ context.Context, c approvals.Click) (approvals.Reply, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.clicks = append(r.clicks, c)
 	return approvals.Reply{Ephemeral: "recorded " + c.Value}, nil
 }
 
-type commandRecorder struct {
+type ixCommandRecorder struct {
 	mu   sync.Mutex
 	cmds []approvals.Command
 }
 
-func (r *commandRecorder) HandleCommand(_ context.Context, c approvals.Command) (approvals.Reply, error) {
+func (r *ixCommandRecorder) HandleCommand(_ context.Context, c approvals.Command) (approvals.Reply, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.cmds = append(r.cmds, c)
 	return approvals.Reply{Ephemeral: "digest for " + c.UserID}, nil
 }
 
-func (r *clickRecorder) n() int {
+func (r *ixClickRecorder) n() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return len(r.clicks)
 }
 
-// interactionConfig writes a config using the fake for Slack, with extra
+// ixConfig writes a config using the fake for Slack, with extra
 // slack keys, into dir (reused across a restart).
-func interactionConfig(t *testing.T, dir string, slk *slackfake.Server, extra string) *config.Config {
+func ixConfig(t *testing.T, dir string, slk *slackfake.Server, extra string) *config.Config {
 	t.Helper()
 	os.WriteFile(filepath.Join(dir, "slack-token"), []byte(slackfake.DefaultToken), 0o600)
-	os.WriteFile(filepath.Join(dir, "signing-secret"), []byte(signingSecret), 0o600)
+	os.WriteFile(filepath.Join(dir, "signing-secret"), []byte(ixSigningSecret), 0o600)
 	os.WriteFile(filepath.Join(dir, "app-token"), []byte(slackfake.DefaultAppToken), 0o600)
 	yaml := fmt.Sprintf(`store: {path: chmedic.db}
 clusters:
@@ -81,7 +81,7 @@ slack:
 	return cfg
 }
 
-func buttonMessage(t *testing.T, slk *slackfake.Server) string {
+func ixButtonMessage(t *testing.T, slk *slackfake.Server) string {
 	t.Helper()
 	_, ts, err := slk.Client().PostMessage("C0INCIDENT", slack.MsgOptionBlocks(
 		slack.NewActionBlock("req", slack.NewButtonBlockElement("approve", "req-0001", slack.NewTextBlockObject(slack.PlainTextType, "Approve", false, false)))))
@@ -91,9 +91,9 @@ func buttonMessage(t *testing.T, slk *slackfake.Server) string {
 	return ts
 }
 
-func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+func ixQuietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-func postSigned(t *testing.T, url string, req *http.Request) (int, string) {
+func ixPost(t *testing.T, url string, req *http.Request) (int, string) {
 	t.Helper()
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -106,25 +106,25 @@ func postSigned(t *testing.T, url string, req *http.Request) (int, string) {
 
 func TestInteractionsOverHTTP(t *testing.T) {
 	slk := slackfake.New(t, slackfake.Options{})
-	ts := buttonMessage(t, slk)
+	ts := ixButtonMessage(t, slk)
 	dir := t.TempDir()
-	cfg := interactionConfig(t, dir, slk, "  public_url: https://chmedic.example.com\n")
+	cfg := ixConfig(t, dir, slk, "  public_url: https://chmedic.example.com\n")
 
 	// No click handler: the click is answered "not enabled", nothing runs.
-	a, err := New(context.Background(), cfg, quiet(), Options{})
+	a, err := New(context.Background(), cfg, ixQuietLog(), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(a.Handler())
 	click := slackfake.ClickSpec{Channel: "C0INCIDENT", TS: ts, ActionID: "approve", UserID: "U0ALICE"}
-	req, err := slk.ClickRequest(srv.URL+"/slack/interactions", signingSecret, click)
+	req, err := slk.ClickRequest(srv.URL+"/slack/interactions", ixSigningSecret, click)
 	if err != nil {
 		t.Fatal(err)
 	}
 	replay := req.Clone(context.Background())
 	body, _ := io.ReadAll(req.Body)
 	req.Body = io.NopCloser(strings.NewReader(string(body)))
-	if st, text := postSigned(t, srv.URL, req); st != 200 {
+	if st, text := ixPost(t, srv.URL, req); st != 200 {
 		t.Fatalf("%d %s", st, text)
 	}
 	a.Interactions.Wait()
@@ -136,8 +136,8 @@ func TestInteractionsOverHTTP(t *testing.T) {
 
 	// After a restart, with a handler: the same request is a replay; a
 	// fresh click is delivered.
-	clicks := &clickRecorder{}
-	a, err = New(context.Background(), cfg, quiet(), Options{InteractionOptions: InteractionOptions{Clicks: clicks}})
+	clicks := &ixClickRecorder{}
+	a, err = New(context.Background(), cfg, ixQuietLog(), Options{InteractionOptions: InteractionOptions{Clicks: clicks}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,11 +146,11 @@ func TestInteractionsOverHTTP(t *testing.T) {
 	defer srv.Close()
 	replay.URL, _ = replay.URL.Parse(srv.URL + "/slack/interactions")
 	replay.Body = io.NopCloser(strings.NewReader(string(body)))
-	if st, text := postSigned(t, srv.URL, replay); st != 401 || !strings.HasPrefix(text, "replay") {
+	if st, text := ixPost(t, srv.URL, replay); st != 401 || !strings.HasPrefix(text, "replay") {
 		t.Fatalf("replay after a restart: %d %s", st, text)
 	}
-	req, _ = slk.ClickRequest(srv.URL+"/slack/interactions", signingSecret, click)
-	if st, text := postSigned(t, srv.URL, req); st != 200 || clicks.n() != 1 {
+	req, _ = slk.ClickRequest(srv.URL+"/slack/interactions", ixSigningSecret, click)
+	if st, text := ixPost(t, srv.URL, req); st != 200 || clicks.n() != 1 {
 		t.Fatalf("%d %s, %d clicks", st, text, clicks.n())
 	}
 	a.Interactions.Wait()
@@ -169,14 +169,14 @@ func TestInteractionsOverHTTP(t *testing.T) {
 
 func TestInteractionsOverSocketMode(t *testing.T) {
 	slk := slackfake.New(t, slackfake.Options{SocketPingInterval: 100 * time.Millisecond})
-	ts := buttonMessage(t, slk)
-	cfg := interactionConfig(t, t.TempDir(), slk, "  socket_mode: true\n  app_token_file: app-token\n")
-	clicks, cmds := &clickRecorder{}, &commandRecorder{}
+	ts := ixButtonMessage(t, slk)
+	cfg := ixConfig(t, t.TempDir(), slk, "  socket_mode: true\n  app_token_file: app-token\n")
+	clicks, cmds := &ixClickRecorder{}, &ixCommandRecorder{}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := New(context.Background(), cfg, quiet(), Options{Listener: ln, InteractionOptions: InteractionOptions{Clicks: clicks, Commands: cmds}})
+	a, err := New(context.Background(), cfg, ixQuietLog(), Options{Listener: ln, InteractionOptions: InteractionOptions{Clicks: clicks, Commands: cmds}})
 	if err != nil {
 		t.Fatal(err)
 	}

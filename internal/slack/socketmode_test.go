@@ -15,27 +15,27 @@ import (
 	"github.com/chmedic/chmedic/internal/slackfake"
 )
 
-type recordingSink struct {
+type socketSinkSpy struct {
 	mu       sync.Mutex
 	payloads []json.RawMessage
 	commands []json.RawMessage
 }
 
-func (r *recordingSink) SocketInteractive(_ context.Context, p []byte) error {
+func (r *socketSinkSpy) SocketInteractive(_ context.Context, p []byte) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.payloads = append(r.payloads, append(json.RawMessage(nil), p...))
 	return nil
 }
 
-func (r *recordingSink) SocketSlashCommand(_ context.Context, p []byte) (any, error) {
+func (r *socketSinkSpy) SocketSlashCommand(_ context.Context, p []byte) (any, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.commands = append(r.commands, append(json.RawMessage(nil), p...))
 	return map[string]any{"response_type": "ephemeral", "text": "digest sent"}, nil
 }
 
-func (r *recordingSink) counts() (int, int) {
+func (r *socketSinkSpy) counts() (int, int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return len(r.payloads), len(r.commands)
@@ -66,7 +66,7 @@ func TestSocketModeDeliversAndAcks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sink := &recordingSink{}
+	sink := &socketSinkSpy{}
 	sm, _ := startSocketMode(t, fake, sink, slackfake.DefaultAppToken)
 	fake.WaitFor(t, func() bool { return fake.SocketConnections() == 1 }, 10*time.Second)
 
@@ -116,7 +116,7 @@ func TestSocketModeReconnects(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sink := &recordingSink{}
+	sink := &socketSinkSpy{}
 	sm, _ := startSocketMode(t, fake, sink, slackfake.DefaultAppToken)
 	fake.WaitFor(t, func() bool { return fake.SocketConnections() == 1 }, 10*time.Second)
 
@@ -150,7 +150,7 @@ func TestSocketModeReconnects(t *testing.T) {
 
 func TestSocketModeBadTokenRetries(t *testing.T) {
 	fake := slackfake.New(t, slackfake.Options{})
-	sm, _ := startSocketMode(t, fake, &recordingSink{}, "xapp-1-wrong")
+	sm, _ := startSocketMode(t, fake, &socketSinkSpy{}, "xapp-1-wrong")
 	fake.WaitFor(t, func() bool { return fake.CallCount("apps.connections.open") >= 3 }, 10*time.Second)
 	if fake.SocketConnects() != 0 || testutil.ToFloat64(sm.connected) != 0 {
 		t.Errorf("connected with a wrong token")
