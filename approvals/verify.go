@@ -6,6 +6,7 @@
 package approvals
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
@@ -28,11 +29,17 @@ var (
 // Verifier checks Slack's request signatures: v0=HMAC-SHA256(secret,
 // "v0:"+timestamp+":"+body), a timestamp within Window of now, and — what
 // Slack's own helper does not do — each signature accepted once, so a
-// captured click cannot be replayed within the window.
+// captured click cannot be replayed within the window. The signature is the
+// one slack-go's SecretsVerifier computes (the tests check both agree).
+//
+// By default the accepted signatures are remembered in memory; with
+// WithReplayStore they are remembered in the store, so a restart does not
+// reopen the window.
 type Verifier struct {
 	secret []byte
 	window time.Duration
 	now    func() time.Time
+	replay ReplayStore
 
 	mu   sync.Mutex
 	seen map[string]time.Time // signature → expiry
@@ -44,8 +51,38 @@ func NewVerifier(signingSecret string) *Verifier {
 	return &Verifier{secret: []byte(signingSecret), window: 5 * time.Minute, now: time.Now, seen: map[string]time.Time{}}
 }
 
+// ReplayStore remembers accepted request signatures durably
+// (*store.Store implements it). MarkSlackRequestSeen reports false for a key
+// already recorded and not yet expired.
+type ReplayStore interface {
+	MarkSlackRequestSeen(ctx context.Context, key string, now, expiresAt time.Time) (bool, error)
+}
+
+// WithReplayStore makes v remember accepted signatures in rs instead of in
+// memory, and returns v.
+func (v *Verifier) WithReplayStore(rs ReplayStore) *Verifier {
+	v.replay = rs
+	return v
+}
+
+// WithClock sets the clock the window is checked against (tests), and
+// returns v.
+func (v *Verifier) WithClock(now func() time.Time) *Verifier {
+	v.now = now
+	return v
+}
+
 // Verify checks one request's headers and body.
 func (v *Verifier) Verify(h http.Header, body []byte) error {
+	return v.VerifyContext(context.Background(), h, body)
+}
+
+// VerifyContext checks one request's headers and body: the headers, the
+// window, the signature, then — only for a correctly signed request — the
+// replay record. An error of the replay store is returned as is (neither
+// ErrReplay nor accepted: the caller answers 5xx and Slack's user sees a
+// failure, not a silent acceptance).
+func (v *Verifier) VerifyContext(ctx context.Context, h http.Header, body []byte) error {
 	tsText, sig := h.Get("X-Slack-Request-Timestamp"), h.Get("X-Slack-Signature")
 	if tsText == "" || sig == "" {
 		return ErrMissingHeaders
@@ -65,6 +102,17 @@ func (v *Verifier) Verify(h http.Header, body []byte) error {
 	if !hmac.Equal([]byte(want), []byte(sig)) {
 		return ErrBadSignature
 	}
+	expires := time.Unix(ts, 0).Add(v.window)
+	if v.replay != nil {
+		fresh, err := v.replay.MarkSlackRequestSeen(ctx, sig, now, expires)
+		if err != nil {
+			return fmt.Errorf("replay record: %w", err)
+		}
+		if !fresh {
+			return ErrReplay
+		}
+		return nil
+	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	for s, exp := range v.seen {
@@ -75,6 +123,6 @@ func (v *Verifier) Verify(h http.Header, body []byte) error {
 	if _, dup := v.seen[sig]; dup {
 		return ErrReplay
 	}
-	v.seen[sig] = time.Unix(ts, 0).Add(v.window)
+	v.seen[sig] = expires
 	return nil
 }

@@ -90,6 +90,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 	pbCmd := a.Command("playbooks", "List the playbooks (built-in and from playbooks.dir) and what they match.")
 	pbConfig := configFlag(pbCmd)
 
+	slackManifest := newSlackManifestCmd(a, configFlag) // cmd_slack_manifest.go
+
 	cmd, err := a.Parse(args)
 	if err != nil {
 		fmt.Fprintf(stderr, "chmedic: %v\n", err)
@@ -160,6 +162,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 			return code
 		}
 		return runRender(ctx, cfg, *renderAlert, *renderOffline, *renderFormat, stdout, stderr)
+	case slackManifest.clause.FullCommand():
+		return slackManifest.run(stdout, stderr)
 	case pbCmd.FullCommand():
 		cfg, code := load(*pbConfig, stderr)
 		if cfg == nil {

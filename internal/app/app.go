@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	goslack "github.com/slack-go/slack"
 
+	"github.com/chmedic/chmedic/approvals"
 	"github.com/chmedic/chmedic/internal/config"
 	"github.com/chmedic/chmedic/internal/incident"
 	chslack "github.com/chmedic/chmedic/internal/slack"
@@ -38,6 +39,8 @@ type Options struct {
 	// HTTPClient is used for Slack calls (tests may inject one).
 	HTTPClient *http.Client
 	Now        func() time.Time
+	// Slack clicks and slash commands (slack_interactions.go).
+	InteractionOptions
 }
 
 // App is a running chmedic.
@@ -51,10 +54,15 @@ type App struct {
 	Outbox    *chslack.Outbox
 	Engine    *diagnose.Engine
 	Processor *incident.Processor
-	closers   []func() error
-	mux       *http.ServeMux
-	addr      string
-	mu        sync.Mutex
+	// Interactions is the dispatcher of Slack's clicks and slash commands
+	// (both transports); UserGroups resolves approver groups.
+	Interactions *approvals.Dispatcher
+	UserGroups   *chslack.UserGroups
+	socket       *chslack.SocketMode
+	closers      []func() error
+	mux          *http.ServeMux
+	addr         string
+	mu           sync.Mutex
 }
 
 // New builds the runtime from a validated config.
@@ -122,6 +130,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 	a.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	a.mux.HandleFunc("GET /readyz", a.ready)
 	a.mux.Handle("GET /metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{Registry: a.reg}))
+	a.setupInteractions()
 	return a, nil
 }
 
@@ -182,6 +191,7 @@ func (a *App) Run(ctx context.Context) error {
 	srv := &http.Server{Handler: a.mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second}
 	srvErr := make(chan error, 1)
 	go func() { srvErr <- srv.Serve(ln) }()
+	stopInteractions := a.startInteractions()
 	a.log.Info("chmedic started", "version", a.opts.Version, "listen_address", a.addr, "store", a.cfg.Store.Path,
 		"clusters", len(a.cfg.Clusters), "slack", a.cfg.Slack.Enabled())
 
@@ -200,6 +210,7 @@ func (a *App) Run(ctx context.Context) error {
 	if err := srv.Shutdown(sctx); err != nil {
 		a.log.Warn("http shutdown", "err", err)
 	}
+	stopInteractions()
 	stopQueue()
 	drained := make(chan struct{})
 	go func() { a.Queue.Wait(); close(drained) }()

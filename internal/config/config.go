@@ -324,6 +324,29 @@ type Slack struct {
 	StormThreshold int `yaml:"storm_threshold"`
 	// StormWindow (storm_window) [2m].
 	StormWindow time.Duration `yaml:"storm_window"`
+
+	// Interactivity: how Slack's clicks and slash commands reach chmedic
+	// (validated in slack_interactivity.go).
+	//
+	// PublicURL is chmedic's base URL as Slack reaches it (public_url), e.g.
+	// https://chmedic.example.com; Slack posts clicks to
+	// PublicURL + "/slack/interactions". Requires SigningSecret.
+	PublicURL string `yaml:"public_url"`
+	// SocketMode receives clicks over Slack's Socket Mode websocket instead
+	// (socket_mode) [false]: no public endpoint; needs AppToken.
+	SocketMode bool `yaml:"socket_mode"`
+	// AppToken is the app-level token (xapp-, scope connections:write) for
+	// Socket Mode (app_token_file or app_token_env).
+	AppToken Secret `yaml:"app_token"`
+	// SlashCommand, when set (slash_command, e.g. "/chmedic"), is declared
+	// in the app manifest and delivered to chmedic.
+	SlashCommand string `yaml:"slash_command"`
+	// AppName is the Slack app's and bot user's name in the manifest
+	// (app_name) [chmedic].
+	AppName string `yaml:"app_name"`
+	// UserGroupCacheTTL is how long a user group's members (approvers given
+	// as groups) are reused (usergroup_cache_ttl) [5m].
+	UserGroupCacheTTL time.Duration `yaml:"usergroup_cache_ttl"`
 }
 
 // Enabled reports whether chmedic posts to Slack (a bot token is set).
@@ -384,6 +407,9 @@ func defaults() *Config {
 			APIURL:         "https://slack.com/api/",
 			StormThreshold: 3,
 			StormWindow:    2 * time.Minute,
+			// interactivity
+			AppName:           "chmedic",
+			UserGroupCacheTTL: 5 * time.Minute,
 		},
 	}
 }

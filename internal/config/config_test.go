@@ -573,7 +573,8 @@ func TestExampleLoads(t *testing.T) {
 		}
 	}
 	for _, key := range []string{"bearer_token_file", "bearer_token_env", "basic", "username", "password_file", "password_env",
-		"bot_token_file", "bot_token_env", "signing_secret_file", "signing_secret_env", "url", "slack_channel"} {
+		"bot_token_file", "bot_token_env", "signing_secret_file", "signing_secret_env", "url", "slack_channel",
+		"app_token_file", "app_token_env"} {
 		if !strings.Contains(string(data), key+":") {
 			t.Errorf("example does not document %q", key)
 		}

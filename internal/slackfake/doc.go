@@ -23,7 +23,8 @@
 // Methods implemented: auth.test, chat.postMessage, chat.update, chat.delete,
 // chat.postEphemeral, files.getUploadURLExternal (plus the upload URL it
 // hands out), files.completeUploadExternal, conversations.history,
-// conversations.replies, users.info and usergroups.users.list. Any other
+// conversations.replies, users.info, usergroups.users.list and
+// apps.connections.open. Any other
 // method answers unknown_method.
 //
 // Failure injection: FailNext makes the next calls of a method answer 429
@@ -32,5 +33,19 @@
 //
 // For the inbound direction (Slack calling the app), Sign and
 // InteractionRequest sign request bodies exactly as Slack does, for use with
-// slack.NewSecretsVerifier.
+// slack.NewSecretsVerifier. BlockActions builds the block_actions payload of
+// a click on a button of a message the fake holds (the button must exist),
+// with a response_url the fake serves (ephemeral or in_channel replies,
+// replace_original, delete_original; five uses within 30 minutes);
+// ClickRequest signs it into the POST Slack sends to the interactivity URL.
+//
+// Socket Mode: apps.connections.open (app-level token only; the bot token
+// answers not_allowed_token_type, as the app token does on every other
+// method) hands out a single-use ws:// URL served at /ws: hello, websocket
+// pings, the envelopes a test sends (SendEnvelope, SendClick,
+// SendSlashCommand), disconnect (SendDisconnect); the acks the app writes
+// back are recorded (Acks, AckFor).
+//
+// Options.Scopes models the bot token's scopes: a method needing another
+// answers missing_scope with needed and provided.
 package slackfake

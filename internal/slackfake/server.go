@@ -65,6 +65,17 @@ type Options struct {
 	// block (Slack's documented rule). By default an action_id must be unique
 	// within the whole message, which is stricter.
 	BlockScopedActionIDs bool
+
+	// AppToken is the only app-level token (xapp-) the fake accepts, for
+	// apps.connections.open alone, as Slack does. Default DefaultAppToken.
+	AppToken string
+	// Scopes, when set, are the bot token's scopes: a method needing another
+	// answers missing_scope with needed/provided (see methodScopes). Nil:
+	// every scope is granted.
+	Scopes []string
+	// SocketPingInterval is how often a Socket Mode connection is pinged.
+	// Default 1s.
+	SocketPingInterval time.Duration
 }
 
 // Call is one request the fake received.
@@ -131,11 +142,21 @@ type Server struct {
 	outage     bool
 	lastMicro  int64
 	seq        int
+
+	// interactivity and Socket Mode (interactive.go, socket.go)
+	hooks         map[string]*responseHook
+	responsePosts []ResponsePost
+	tickets       map[string]bool
+	sockets       []*socketConn
+	socketSeq     int
+	envelopes     map[string]time.Time // sent, not yet acknowledged
+	acks          []Ack
 }
 
 type userGroup struct {
 	id, handle string
 	members    []string
+	disabled   bool
 }
 
 // New starts a fake Slack server. It is closed when the test ends.
@@ -153,13 +174,20 @@ func New(t testing.TB, opts Options) *Server {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	setDefault(&opts.AppToken, DefaultAppToken)
+	if opts.SocketPingInterval <= 0 {
+		opts.SocketPingInterval = time.Second
+	}
 	s := &Server{
-		opts:     opts,
-		messages: map[string][]*message{},
-		files:    map[string]*file{},
-		users:    map[string]User{},
-		groups:   map[string]*userGroup{},
-		failures: map[string][]Failure{},
+		opts:      opts,
+		messages:  map[string][]*message{},
+		files:     map[string]*file{},
+		users:     map[string]User{},
+		groups:    map[string]*userGroup{},
+		failures:  map[string][]Failure{},
+		hooks:     map[string]*responseHook{},
+		tickets:   map[string]bool{},
+		envelopes: map[string]time.Time{},
 	}
 	if len(opts.Channels) > 0 {
 		s.channels = map[string]bool{}
@@ -182,6 +210,7 @@ func setDefault(p *string, v string) {
 // for it to run when the test ends; calling it earlier is allowed.
 func (s *Server) Close() {
 	s.closeOnce.Do(func() {
+		s.DropSocketConnections()
 		s.srv.CloseClientConnections()
 		s.srv.Close()
 	})
@@ -291,6 +320,23 @@ var handlers = map[string]handler{
 	"conversations.replies":        (*Server).conversationsReplies,
 	"users.info":                   (*Server).usersInfo,
 	"usergroups.users.list":        (*Server).usergroupsUsersList,
+	"apps.connections.open":        (*Server).appsConnectionsOpen,
+}
+
+// appTokenMethods take the app-level token, and only it; every other method
+// refuses it (not_allowed_token_type), as Slack does.
+var appTokenMethods = map[string]bool{"apps.connections.open": true}
+
+// methodScopes are the bot scopes a method needs when Options.Scopes is set.
+var methodScopes = map[string]string{
+	"chat.postMessage":             "chat:write",
+	"chat.update":                  "chat:write",
+	"chat.delete":                  "chat:write",
+	"chat.postEphemeral":           "chat:write",
+	"files.getUploadURLExternal":   "files:write",
+	"files.completeUploadExternal": "files:write",
+	"users.info":                   "users:read",
+	"usergroups.users.list":        "usergroups:read",
 }
 
 // response is what the fake answers, before it is written and recorded.
@@ -306,6 +352,10 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveAPI(w, r)
 	case strings.HasPrefix(r.URL.Path, uploadPath):
 		s.serveUpload(w, r)
+	case strings.HasPrefix(r.URL.Path, responsePath):
+		s.serveResponseURL(w, r)
+	case r.URL.Path == socketPath:
+		s.serveSocket(w, r)
 	default:
 		http.NotFound(w, r)
 	}
@@ -375,11 +425,20 @@ func (s *Server) dispatch(method string, call Call, req *request, perr *apiError
 	if perr != nil {
 		return errorResponse(perr)
 	}
+	want, other := s.opts.Token, s.opts.AppToken
+	if appTokenMethods[method] {
+		want, other = other, want
+	}
 	switch {
 	case call.Token == "":
 		return errorResponse(errf("not_authed"))
-	case call.Token != s.opts.Token:
+	case call.Token == other:
+		return errorResponse(errf("not_allowed_token_type"))
+	case call.Token != want:
 		return errorResponse(errf("invalid_auth"))
+	}
+	if need := methodScopes[method]; need != "" && s.opts.Scopes != nil && !slices.Contains(s.opts.Scopes, need) {
+		return jsonResponse(http.StatusOK, map[string]any{"ok": false, "error": "missing_scope", "needed": need, "provided": strings.Join(s.opts.Scopes, ",")})
 	}
 	data, aerr := h(s, req)
 	if aerr != nil {
@@ -473,6 +532,11 @@ func readParams(r *http.Request) (url.Values, bool, *apiError) {
 		mergeValues(params, form)
 		return params, false, nil
 	case "application/json":
+		if len(bytes.TrimSpace(body)) == 0 {
+			// An empty JSON body is no arguments (slack-go sends one for
+			// apps.connections.open, and Slack accepts it).
+			return params, true, nil
+		}
 		var obj map[string]json.RawMessage
 		dec := json.NewDecoder(bytes.NewReader(body))
 		if err := dec.Decode(&obj); err != nil || obj == nil {

@@ -40,6 +40,16 @@ func (s *Server) AddUserGroup(id, handle string, members ...string) {
 	s.groups[id] = &userGroup{id: id, handle: handle, members: slices.Clone(members)}
 }
 
+// DisableUserGroup disables a user group: usergroups.users.list then
+// answers no_such_subteam unless include_disabled is set.
+func (s *Server) DisableUserGroup(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if g := s.groups[id]; g != nil {
+		g.disabled = true
+	}
+}
+
 func (s *Server) userJSONLocked(u User) map[string]any {
 	name := u.Name
 	if name == "" {
@@ -89,8 +99,15 @@ func (s *Server) usersInfo(req *request) (map[string]any, *apiError) {
 func (s *Server) usergroupsUsersList(req *request) (map[string]any, *apiError) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	g, ok := s.groups[req.p.Get("usergroup")]
+	id := req.p.Get("usergroup")
+	if id == "" {
+		return nil, errf("invalid_arguments", "missing required field: usergroup")
+	}
+	g, ok := s.groups[id]
 	if !ok {
+		return nil, errf("no_such_subteam")
+	}
+	if g.disabled && !isTrue(req.p.Get("include_disabled")) {
 		return nil, errf("no_such_subteam")
 	}
 	return map[string]any{"users": slices.Clone(g.members)}, nil

@@ -157,6 +157,14 @@ var migrations = []string{
 	);`,
 	// 4: how many alerts a thread's group had firing at its last message.
 	`ALTER TABLE slack_threads ADD COLUMN firing INTEGER NOT NULL DEFAULT 0;`,
+	// 5 (slackio): signed Slack requests already accepted, until their
+	// timestamp leaves the 5-minute window (replay rejection across restarts).
+	`CREATE TABLE slack_request_replay (
+		key        TEXT PRIMARY KEY,
+		seen_at    INTEGER NOT NULL,
+		expires_at INTEGER NOT NULL
+	);
+	CREATE INDEX slack_request_replay_expiry ON slack_request_replay (expires_at);`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {
