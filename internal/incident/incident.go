@@ -209,7 +209,9 @@ func (p *Processor) Process(ctx context.Context, n store.Notification, m *webhoo
 	}
 	if prevErr == nil {
 		if note := followUp(prev, r, inc != nil, m); note != "" {
-			reply, _ := json.Marshal(chslack.Message{Text: note, Plain: note})
+			// The note carries alert names and label values: escaped for
+			// Slack, as they are for the log.
+			reply, _ := json.Marshal(chslack.Message{Text: chslack.Escape(note), Plain: note})
 			if _, err := p.Store.EnqueueReply(ctx, threadKey, reply); err != nil {
 				return err
 			}

@@ -133,9 +133,22 @@ func clip(s string, n int) string {
 	return head + note
 }
 
-// escape makes text safe inside mrkdwn (Slack's three control characters).
-func escape(s string) string {
-	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s)
+// escape makes text safe inside mrkdwn and the notification text (Slack's
+// three control characters): an alert's `<!here>` shows as text and pings
+// nobody, `<https://x|y>` cannot disguise a link.
+func escape(s string) string { return escaper.Replace(s) }
+
+var escaper = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;")
+
+// Escape is escape for the other packages that compose text for Slack
+// (the incident follow-ups).
+func Escape(s string) string { return escape(s) }
+
+// linkURL makes a URL safe inside Slack's <url|title> markup: the
+// characters that would end the link or start another one are
+// percent-encoded, & is escaped as Slack expects.
+func linkURL(u string) string {
+	return strings.NewReplacer("&", "&amp;", "<", "%3C", ">", "%3E", "|", "%7C", " ", "%20").Replace(u)
 }
 
 func headerText(r *report.Report) string {
@@ -415,7 +428,7 @@ func actionsBlock(actions []report.Action) *slack.ActionBlock {
 func linksText(ls []report.Link) string {
 	var parts []string
 	for _, l := range ls {
-		parts = append(parts, fmt.Sprintf("<%s|%s>", strings.NewReplacer("|", "%7C", ">", "%3E").Replace(l.URL), escape(l.Title)))
+		parts = append(parts, fmt.Sprintf("<%s|%s>", linkURL(l.URL), escape(l.Title)))
 	}
 	return strings.Join(parts, "  ·  ")
 }
@@ -442,7 +455,8 @@ func fallbackText(r *report.Report) string {
 	} else if r.Summary != "" {
 		s += ": " + r.Summary
 	}
-	return s
+	// The notification text is mrkdwn too: escape everything in it.
+	return escape(s)
 }
 
 func labelText(m map[string]string) string {
