@@ -37,6 +37,19 @@ type Message struct {
 	// Plain is the terminal rendering, written to the log when Slack is
 	// not configured. It is never sent to Slack.
 	Plain string `json:"plain,omitempty"`
+	// Broadcast sends a thread reply to the channel too (reply_broadcast).
+	Broadcast bool `json:"broadcast,omitempty"`
+	// Previous, on a post, is the message this one follows (a group that
+	// fired again long after it resolved): the outbox links it.
+	Previous *PreviousMessage `json:"previous,omitempty"`
+}
+
+// PreviousMessage names an earlier message of the same alert group.
+type PreviousMessage struct {
+	Channel string `json:"channel"`
+	TS      string `json:"ts"`
+	// ResolvedText says when it resolved ("2026-11-23 03:04 UTC").
+	ResolvedText string `json:"resolved_text"`
 }
 
 // Render turns a report into a Block Kit message within Slack's limits. It

@@ -128,6 +128,8 @@ type Server struct {
 	users      map[string]User
 	groups     map[string]*userGroup
 	failures   map[string][]Failure
+	always     map[string]Failure // FailAlways
+	revoked    string             // RevokeToken: the error every call answers
 	outage     bool
 	lastMicro  int64
 	seq        int
@@ -335,7 +337,9 @@ func (s *Server) intercept(ctx context.Context, method string) *response {
 		return htmlError(http.StatusServiceUnavailable)
 	}
 	var f *Failure
-	if q := s.failures[method]; len(q) > 0 {
+	if a, ok := s.always[method]; ok {
+		f = &a
+	} else if q := s.failures[method]; len(q) > 0 {
 		f = &q[0]
 		s.failures[method] = q[1:]
 	}
@@ -380,6 +384,12 @@ func (s *Server) dispatch(method string, call Call, req *request, perr *apiError
 		return errorResponse(errf("not_authed"))
 	case call.Token != s.opts.Token:
 		return errorResponse(errf("invalid_auth"))
+	}
+	s.mu.Lock()
+	revoked := s.revoked
+	s.mu.Unlock()
+	if revoked != "" {
+		return errorResponse(errf(revoked))
 	}
 	data, aerr := h(s, req)
 	if aerr != nil {
