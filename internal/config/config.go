@@ -324,6 +324,11 @@ type Slack struct {
 	StormThreshold int `yaml:"storm_threshold"`
 	// StormWindow (storm_window) [2m].
 	StormWindow time.Duration `yaml:"storm_window"`
+	// RefireWindow (refire_window) [1h]: a group that fires again within
+	// it after it resolved updates its message in place and broadcasts the
+	// thread note to the channel; later, it gets a new message linking the
+	// previous one. 0: always a new message.
+	RefireWindow time.Duration `yaml:"refire_window"`
 }
 
 // Enabled reports whether chmedic posts to Slack (a bot token is set).
@@ -384,6 +389,7 @@ func defaults() *Config {
 			APIURL:         "https://slack.com/api/",
 			StormThreshold: 3,
 			StormWindow:    2 * time.Minute,
+			RefireWindow:   time.Hour,
 		},
 	}
 }

@@ -323,3 +323,42 @@ func TestOutboxThreadNeverWedges(t *testing.T) {
 		})
 	}
 }
+
+// TestOutboxRefireLinksThePreviousMessageAndBroadcasts: a post that follows
+// an earlier message of the group carries a link to it (its permalink); a
+// reply marked broadcast is also sent to the channel.
+func TestOutboxRefireLinksThePreviousMessageAndBroadcasts(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	ob := h.outbox(5 * time.Second)
+	first := h.upsert("group:r", "first occurrence")
+	ob.Step(ctx)
+	old := h.entry(first)
+	b, _ := json.Marshal(Message{Text: "again", Blocks: slack.Blocks{BlockSet: []slack.Block{
+		slack.NewHeaderBlock(plain("FIRING")), slack.NewContextBlock("meta", mrkdwn("meta")), section("x", "again")}},
+		Previous: &PreviousMessage{Channel: channel, TS: old.TS, ResolvedText: "2026-11-23 03:04 UTC"}})
+	id, err := h.st.ApplyThreadChange(ctx, store.ThreadChange{Thread: store.Thread{Key: "group:r", Channel: channel, Status: "firing"}, Body: b, NewMessage: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.clock.Add(2 * time.Second)
+	ob.Step(ctx)
+	e := h.entry(id.MessageID)
+	if e.State != store.OutboxSent || e.TS == old.TS {
+		t.Fatalf("the re-fire was not posted as a new message: %s ts %s (old %s)", e.State, e.TS, old.TS)
+	}
+	m, _ := h.fake.Message(channel, e.TS)
+	if !strings.Contains(string(m.Blocks), "/archives/"+channel+"/p"+strings.ReplaceAll(old.TS, ".", "")) || !strings.Contains(string(m.Blocks), "2026-11-23 03:04 UTC") {
+		t.Fatalf("the new message does not link the previous one: %s", m.Blocks)
+	}
+	rb, _ := json.Marshal(Message{Text: "Firing again", Broadcast: true})
+	if _, err := h.st.EnqueueReply(ctx, "group:r", rb); err != nil {
+		t.Fatal(err)
+	}
+	h.clock.Add(2 * time.Second)
+	ob.Step(ctx)
+	r := h.fake.Replies(channel, e.TS)
+	if len(r) != 1 || !r[0].ReplyBroadcast {
+		t.Fatalf("replies %+v, want one broadcast to the channel", r)
+	}
+}

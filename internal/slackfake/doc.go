@@ -21,7 +21,7 @@
 // bodies, or a JSON object body.
 //
 // Methods implemented: auth.test, chat.postMessage, chat.update, chat.delete,
-// chat.postEphemeral, files.getUploadURLExternal (plus the upload URL it
+// chat.postEphemeral, chat.getPermalink, files.getUploadURLExternal (plus the upload URL it
 // hands out), files.completeUploadExternal, conversations.history,
 // conversations.replies, users.info and usergroups.users.list. Any other
 // method answers unknown_method.

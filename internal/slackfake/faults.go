@@ -1,5 +1,7 @@
 package slackfake
 
+import "strings"
+
 // Faults an operator causes, for exercising how a client lives with them:
 // a token revoked or rotated, a channel deleted or not yet created, a scope
 // missing. Each lasts until undone.
@@ -68,4 +70,26 @@ func (s *Server) ClearFailures(method string) {
 	defer s.mu.Unlock()
 	delete(s.always, method)
 	delete(s.failures, method)
+}
+
+// chatGetPermalink answers chat.getPermalink: the message's permalink in
+// Slack's form, https://<team>.slack.com/archives/<channel>/p<ts digits>
+// (with thread_ts and cid for a thread reply).
+func (s *Server) chatGetPermalink(req *request) (map[string]any, *apiError) {
+	channel := normChannel(req.p.Get("channel"))
+	ts := req.p.Get("message_ts")
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.channelExistsLocked(channel) {
+		return nil, errf("channel_not_found")
+	}
+	m := s.findLocked(channel, ts)
+	if m == nil {
+		return nil, errf("message_not_found")
+	}
+	link := "https://" + s.opts.TeamName + ".slack.com/archives/" + channel + "/p" + strings.ReplaceAll(ts, ".", "")
+	if m.threadTS != "" {
+		link += "?thread_ts=" + m.threadTS + "&cid=" + channel
+	}
+	return map[string]any{"channel": channel, "permalink": link}, nil
 }

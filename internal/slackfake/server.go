@@ -286,6 +286,7 @@ var handlers = map[string]handler{
 	"chat.update":                  (*Server).chatUpdate,
 	"chat.delete":                  (*Server).chatDelete,
 	"chat.postEphemeral":           (*Server).chatPostEphemeral,
+	"chat.getPermalink":            (*Server).chatGetPermalink,
 	"files.getUploadURLExternal":   (*Server).filesGetUploadURLExternal,
 	"files.completeUploadExternal": (*Server).filesCompleteUploadExternal,
 	"conversations.history":        (*Server).conversationsHistory,

@@ -41,3 +41,39 @@ func TestRefusedPostDoesNotWedgeTheThread(t *testing.T) {
 		}
 	}
 }
+
+// TestOffersExpireAndArePruned: an offer still offered OfferTTL after it
+// was made expires; superseded and expired offers older than the
+// retention are deleted, offered ones are kept.
+func TestOffersExpireAndArePruned(t *testing.T) {
+	s, c := open(t)
+	ctx := context.Background()
+	offer := func(key string) string {
+		id, err := s.OfferAction(ctx, ActionRequest{OfferKey: key, Kind: "collect_logs", ThreadKey: "group:g", Params: map[string]string{}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	state := func(id string) string {
+		a, err := s.ActionRequestByID(ctx, id)
+		if err != nil {
+			return "deleted"
+		}
+		return a.State
+	}
+	old := offer("n1/0")
+	c.t = c.t.Add(OfferTTL + time.Minute)
+	fresh := offer("n2/0")
+	n, err := s.ExpireOffers(ctx, c.t)
+	if err != nil || n != 1 {
+		t.Fatalf("expired %d, %v; want 1", n, err)
+	}
+	if state(old) != ActionExpired || state(fresh) != ActionOffered {
+		t.Fatalf("old %s fresh %s", state(old), state(fresh))
+	}
+	n, err = s.PruneOffers(ctx, c.t)
+	if err != nil || n != 1 || state(old) != "deleted" || state(fresh) != ActionOffered {
+		t.Fatalf("pruned %d, %v; old %s fresh %s", n, err, state(old), state(fresh))
+	}
+}
