@@ -566,10 +566,13 @@ func (ob *Outbox) reconcile(ctx context.Context, e store.OutboxEntry) {
 			ob.errs.WithLabelValues("lookup", "transient").Inc()
 		}
 		if e.Lookups+1 >= ob.o.MaxLookups {
+			// Backing off by the attempts made: during a long outage each
+			// new attempt gets one lookup, not a tight loop.
+			next := ob.o.Now().Add(ob.backoff(e.Attempts))
 			ob.reconciled.WithLabelValues("resent_unverified").Inc()
 			log.Error("outbox: cannot tell whether an interrupted message was delivered; sending it again (it may show twice)",
-				"err", err, "lookups", e.Lookups+1)
-			ob.markRetry(ctx, e, ob.o.Now(), "resent unverified after "+strconv.Itoa(e.Lookups+1)+" failed lookups: "+err.Error(), false, log)
+				"err", err, "lookups", e.Lookups+1, "retry_at", next)
+			ob.markRetry(ctx, e, next, "resent unverified after "+strconv.Itoa(e.Lookups+1)+" failed lookups: "+err.Error(), false, log)
 			return
 		}
 		next := ob.o.Now().Add(ob.backoff(e.Lookups + 2))
