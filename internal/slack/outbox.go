@@ -78,10 +78,12 @@ type OutboxOptions struct {
 }
 
 // Outbox delivers stored messages to Slack, one at a time, in order per
-// thread, within rate limits, retrying until Slack accepts them. A post or
-// reply whose outcome is unknown (a crash or a timeout mid-call) is looked up
-// in the channel by its metadata before it is sent again, so it is posted
-// exactly once.
+// thread, within rate limits, retrying until Slack accepts them (slowly, and
+// reporting itself Degraded, while Slack refuses the configuration). A post
+// or reply whose outcome is unknown (a crash, a timeout or a 5xx mid-call)
+// is looked up in the channel by its metadata before it is sent again, so
+// it is posted once; when MaxLookups lookups cannot tell, it is sent again
+// and counted, at the risk of a duplicate rather than a loss.
 type Outbox struct {
 	store OutboxStore
 	api   API
@@ -392,10 +394,19 @@ func (ob *Outbox) linkPrevious(ctx context.Context, msg Message, log *slog.Logge
 	}
 	block := slack.NewContextBlock("previous", mrkdwn(":repeat: "+text))
 	bs := msg.Blocks.BlockSet
-	if len(bs) > 0 && len(bs) < MaxBlocks {
+	switch {
+	case len(bs) > 0 && len(bs) < MaxBlocks:
 		// After the header and the meta line.
 		at := min(2, len(bs))
 		bs = append(bs[:at:at], append([]slack.Block{block}, bs[at:]...)...)
+	case len(bs) > 0:
+		// No room for a block: the meta line (a context block holds up to
+		// ten elements) carries it.
+		if c, ok := bs[min(1, len(bs)-1)].(*slack.ContextBlock); ok && len(c.ContextElements.Elements) < 10 {
+			c.ContextElements.Elements = append(c.ContextElements.Elements, mrkdwn(":repeat: "+text))
+		}
+	default:
+		msg.Text = clip(msg.Text+"\n:repeat: "+text, MaxFallbackText)
 	}
 	msg.Blocks.BlockSet = bs
 	msg.Previous = nil
