@@ -362,3 +362,55 @@ func TestOutboxRefireLinksThePreviousMessageAndBroadcasts(t *testing.T) {
 		t.Fatalf("replies %+v, want one broadcast to the channel", r)
 	}
 }
+
+// TestOutboxNewMessageKeepsOrder: a note queued for the old message before
+// a re-fire's new message goes to the old thread; the new message's later
+// updates and notes go to the new one; a pending update of the old message
+// is superseded.
+func TestOutboxNewMessageKeepsOrder(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	ob := h.outbox(5 * time.Second)
+	first := h.upsert("group:o", "first")
+	ob.Step(ctx)
+	old := h.entry(first).TS
+	if _, err := h.st.EnqueueReply(ctx, "group:o", body(t, "resolved note")); err != nil {
+		t.Fatal(err)
+	}
+	stale := h.upsert("group:o", "resolved")
+	res, err := h.st.ApplyThreadChange(ctx, store.ThreadChange{Thread: store.Thread{Key: "group:o", Channel: channel, Status: "firing"}, Body: body(t, "fired again"), NewMessage: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := h.entry(stale); e.State != store.OutboxSuperseded {
+		t.Fatalf("the old message's pending update: %s, want superseded", e.State)
+	}
+	for range 4 {
+		h.clock.Add(2 * time.Second)
+		ob.Step(ctx)
+	}
+	if r := h.fake.Replies(channel, old); len(r) != 1 || r[0].Text != "resolved note" {
+		t.Fatalf("old thread replies %+v", r)
+	}
+	fresh := h.entry(res.MessageID)
+	if fresh.State != store.OutboxSent || fresh.TS == old {
+		t.Fatalf("new message %s ts %s", fresh.State, fresh.TS)
+	}
+	h.upsert("group:o", "fired again, updated")
+	if _, err := h.st.EnqueueReply(ctx, "group:o", body(t, "new note")); err != nil {
+		t.Fatal(err)
+	}
+	for range 4 {
+		h.clock.Add(2 * time.Second)
+		ob.Step(ctx)
+	}
+	if m, _ := h.fake.Message(channel, fresh.TS); m.Text != "fired again, updated" {
+		t.Fatalf("new message reads %q", m.Text)
+	}
+	if m, _ := h.fake.Message(channel, old); m.Text != "first" {
+		t.Fatalf("old message reads %q, want it untouched", m.Text)
+	}
+	if r := h.fake.Replies(channel, fresh.TS); len(r) != 1 || r[0].Text != "new note" {
+		t.Fatalf("new thread replies %+v", r)
+	}
+}
