@@ -145,6 +145,12 @@ func (a *App) ready(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "queue saturated", http.StatusServiceUnavailable)
 		return
 	}
+	// Slack refusing the token, a scope or a channel is degraded, not
+	// unready: alerts are still accepted and kept until it is fixed.
+	if d := a.Outbox.Degraded(); d != "" {
+		fmt.Fprintln(w, "degraded: slack refuses chmedic's configuration: "+d)
+		return
+	}
 	fmt.Fprintln(w, "ready")
 }
 

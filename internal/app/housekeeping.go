@@ -47,24 +47,44 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// prune deletes finished records older than retention, hourly, until ctx ends.
+// prune deletes finished records older than retention (0 keeps them) and
+// expires old action offers, hourly, until ctx ends.
 func prune(ctx context.Context, st *store.Store, retention time.Duration, log *slog.Logger) {
-	if retention <= 0 {
-		return
-	}
 	t := time.NewTicker(time.Hour)
 	defer t.Stop()
 	for {
-		n, err := st.Prune(ctx, time.Now().Add(-retention))
-		if err != nil && ctx.Err() == nil {
-			log.Warn("pruning the store failed", "err", err)
-		} else if n > 0 {
-			log.Info("pruned old records from the store", "rows", n, "older_than", retention)
+		if retention > 0 {
+			n, err := st.Prune(ctx, time.Now().Add(-retention))
+			if err != nil && ctx.Err() == nil {
+				log.Warn("pruning the store failed", "err", err)
+			} else if n > 0 {
+				log.Info("pruned old records from the store", "rows", n, "older_than", retention)
+			}
 		}
+		pruneOffers(ctx, st, retention, log)
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
+	}
+}
+
+// pruneOffers expires offers older than store.OfferTTL and deletes
+// superseded and expired ones older than retention.
+func pruneOffers(ctx context.Context, st *store.Store, retention time.Duration, log *slog.Logger) {
+	now := time.Now()
+	if n, err := st.ExpireOffers(ctx, now); err != nil && ctx.Err() == nil {
+		log.Warn("expiring old action offers failed", "err", err)
+	} else if n > 0 {
+		log.Info("expired old action offers", "offers", n, "older_than", store.OfferTTL)
+	}
+	if retention <= 0 {
+		return
+	}
+	if n, err := st.PruneOffers(ctx, now.Add(-retention)); err != nil && ctx.Err() == nil {
+		log.Warn("pruning old action offers failed", "err", err)
+	} else if n > 0 {
+		log.Info("pruned old action offers", "offers", n, "older_than", retention)
 	}
 }

@@ -347,6 +347,11 @@ type Slack struct {
 	// UserGroupCacheTTL is how long a user group's members (approvers given
 	// as groups) are reused (usergroup_cache_ttl) [5m].
 	UserGroupCacheTTL time.Duration `yaml:"usergroup_cache_ttl"`
+	// RefireWindow (refire_window) [1h]: a group that fires again within
+	// it after it resolved updates its message in place and broadcasts the
+	// thread note to the channel; later, it gets a new message linking the
+	// previous one. 0: always a new message.
+	RefireWindow time.Duration `yaml:"refire_window"`
 }
 
 // Enabled reports whether chmedic posts to Slack (a bot token is set).
@@ -410,6 +415,7 @@ func defaults() *Config {
 			// interactivity
 			AppName:           "chmedic",
 			UserGroupCacheTTL: 5 * time.Minute,
+			RefireWindow:      time.Hour,
 		},
 	}
 }

@@ -214,6 +214,7 @@ func (d *decoder) validateSlack(s *Slack) {
 	d.atLeast("slack.storm_threshold", s.StormThreshold, 1)
 	d.positive("slack.storm_window", s.StormWindow)
 	d.validateSlackInteractivity(s)
+	d.nonNegative("slack.refire_window", s.RefireWindow)
 }
 
 // secretGiven reports whether any of the keys of the secret at path (path,

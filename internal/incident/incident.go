@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -34,8 +35,7 @@ type Diagnoser interface {
 type Store interface {
 	RouteGroup(ctx context.Context, g store.GroupView, threshold int, window time.Duration) (string, *store.Incident, error)
 	Thread(ctx context.Context, key string) (store.Thread, error)
-	UpsertThreadMessage(ctx context.Context, t store.Thread, body []byte) (int64, error)
-	EnqueueReply(ctx context.Context, threadKey string, body []byte) (int64, error)
+	ApplyThreadChange(ctx context.Context, c store.ThreadChange) (store.ThreadChangeResult, error)
 	OfferAction(ctx context.Context, a store.ActionRequest) (string, error)
 }
 
@@ -187,6 +187,7 @@ func (p *Processor) Process(ctx context.Context, n store.Notification, m *webhoo
 	}
 	// Offer the playbook's actions under ids the buttons carry.
 	r.Actions = nil
+	var offers []string
 	if r.Status == "firing" {
 		for i, a := range plan.Playbook.Actions {
 			id, err := p.Store.OfferAction(ctx, store.ActionRequest{
@@ -197,23 +198,52 @@ func (p *Processor) Process(ctx context.Context, n store.Notification, m *webhoo
 				return err
 			}
 			r.Actions = append(r.Actions, offered(a, id))
+			offers = append(offers, id)
 		}
 	}
-	body, err := Encode(r)
+	prev, prevErr := p.Store.Thread(ctx, threadKey)
+	if prevErr != nil && !errors.Is(prevErr, store.ErrNotFound) {
+		return prevErr
+	}
+	known := prevErr == nil
+	change := store.ThreadChange{
+		Thread: store.Thread{Key: threadKey, Channel: plan.Channel, Cluster: clusterName, Status: r.Status, Firing: r.Firing, ResolvedAt: r.ResolvedAt},
+		// The message now carries these offers (none once resolved): the
+		// thread's older ones are superseded with it.
+		SupersedeOffers: true, Offers: offers,
+	}
+	refire := known && prev.Status == "resolved" && r.Status == "firing"
+	var msg chslack.Message
+	if refire && prev.TS != "" && p.refireIsNew(prev, r) {
+		// Fired again long after it resolved: a new message, linking the
+		// old one far up the channel, rather than an edit nobody sees.
+		change.NewMessage = true
+		resolved := prev.ResolvedAt
+		if resolved.IsZero() {
+			resolved = prev.UpdatedAt
+		}
+		msg.Previous = &chslack.PreviousMessage{Channel: prev.Channel, TS: prev.TS, ResolvedText: resolved.UTC().Format("2006-01-02 15:04 UTC")}
+	} else if known {
+		if note := followUp(prev, r, inc != nil, m); note != "" {
+			// The note carries alert names and label values: escaped for
+			// Slack, as they are for the log. A quick re-fire is also
+			// broadcast to the channel: the message it updates may be far up.
+			reply, err := json.Marshal(chslack.Message{Text: chslack.Escape(note), Plain: note, Broadcast: refire})
+			if err != nil {
+				return err
+			}
+			change.Reply = reply
+		}
+	}
+	body, err := Encode(r, msg.Previous)
 	if err != nil {
 		return err
 	}
-	prev, prevErr := p.Store.Thread(ctx, threadKey)
-	if _, err := p.Store.UpsertThreadMessage(ctx, store.Thread{Key: threadKey, Channel: plan.Channel, Cluster: clusterName, Status: r.Status, Firing: r.Firing}, body); err != nil {
+	change.Body = body
+	// The message, its follow-up and the offers in one transaction: a crash
+	// never keeps one without the other.
+	if _, err := p.Store.ApplyThreadChange(ctx, change); err != nil {
 		return err
-	}
-	if prevErr == nil {
-		if note := followUp(prev, r, inc != nil, m); note != "" {
-			reply, _ := json.Marshal(chslack.Message{Text: note, Plain: note})
-			if _, err := p.Store.EnqueueReply(ctx, threadKey, reply); err != nil {
-				return err
-			}
-		}
 	}
 	if p.Outbox != nil {
 		p.Outbox.Kick()
@@ -223,6 +253,26 @@ func (p *Processor) Process(ctx context.Context, n store.Notification, m *webhoo
 			"cluster", clusterName, "channel", plan.Channel, "status", r.Status)
 	}
 	return nil
+}
+
+// refireIsNew reports whether a group that fires again after prev
+// resolved gets a new message: its alerts started more than
+// slack.refire_window after the resolve.
+func (p *Processor) refireIsNew(prev store.Thread, r *report.Report) bool {
+	resolved := prev.ResolvedAt
+	if resolved.IsZero() {
+		resolved = prev.UpdatedAt
+	}
+	started := time.Time{}
+	for _, a := range r.Alerts {
+		if a.Status == "firing" && (started.IsZero() || a.StartsAt.Before(started)) {
+			started = a.StartsAt
+		}
+	}
+	if started.IsZero() {
+		started = p.now()
+	}
+	return started.Sub(resolved) > p.Config.Slack.RefireWindow
 }
 
 // incidentPlaybook picks the highest-priority playbook among the firing
@@ -295,9 +345,11 @@ func distinctLabels(l, common map[string]string) map[string]string {
 }
 
 // Encode renders a report into an outbox body: the Slack blocks and, for
-// the log, the plain text.
-func Encode(r *report.Report) ([]byte, error) {
+// the log, the plain text; previous, if set, is the message this one
+// follows (the outbox links it).
+func Encode(r *report.Report, previous *chslack.PreviousMessage) ([]byte, error) {
 	msg := chslack.Render(r)
+	msg.Previous = previous
 	var buf bytes.Buffer
 	if err := report.WriteText(&buf, r); err != nil {
 		return nil, err

@@ -216,6 +216,7 @@ func TestOutboxUnknownOutcomeIsNotResent(t *testing.T) {
 
 	h.reopen() // restart
 	ob := h.outbox(5 * time.Second)
+	h.clock.Add(time.Second) // the lookup comes BackoffBase after the unknown outcome
 	ob.Step(ctx)
 	e := h.entry(id)
 	if e.State != store.OutboxSent || e.TS != h.fake.Messages(channel)[0].TS {
@@ -300,6 +301,7 @@ func TestOutboxReconcilesByChannelName(t *testing.T) {
 	h.outbox(100 * time.Millisecond).Step(ctx)
 	h.fake.WaitFor(t, func() bool { return len(h.fake.Messages("alerts")) == 1 }, 5*time.Second)
 	ob := h.outbox(5 * time.Second)
+	h.clock.Add(time.Second)
 	ob.Step(ctx)
 	if e := h.entry(id); e.State != store.OutboxSent {
 		t.Fatalf("%+v", e)

@@ -37,6 +37,19 @@ type Message struct {
 	// Plain is the terminal rendering, written to the log when Slack is
 	// not configured. It is never sent to Slack.
 	Plain string `json:"plain,omitempty"`
+	// Broadcast sends a thread reply to the channel too (reply_broadcast).
+	Broadcast bool `json:"broadcast,omitempty"`
+	// Previous, on a post, is the message this one follows (a group that
+	// fired again long after it resolved): the outbox links it.
+	Previous *PreviousMessage `json:"previous,omitempty"`
+}
+
+// PreviousMessage names an earlier message of the same alert group.
+type PreviousMessage struct {
+	Channel string `json:"channel"`
+	TS      string `json:"ts"`
+	// ResolvedText says when it resolved ("2026-11-23 03:04 UTC").
+	ResolvedText string `json:"resolved_text"`
 }
 
 // Render turns a report into a Block Kit message within Slack's limits. It
@@ -133,9 +146,22 @@ func clip(s string, n int) string {
 	return head + note
 }
 
-// escape makes text safe inside mrkdwn (Slack's three control characters).
-func escape(s string) string {
-	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s)
+// escape makes text safe inside mrkdwn and the notification text (Slack's
+// three control characters): an alert's `<!here>` shows as text and pings
+// nobody, `<https://x|y>` cannot disguise a link.
+func escape(s string) string { return escaper.Replace(s) }
+
+var escaper = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;")
+
+// Escape is escape for the other packages that compose text for Slack
+// (the incident follow-ups).
+func Escape(s string) string { return escape(s) }
+
+// linkURL makes a URL safe inside Slack's <url|title> markup: the
+// characters that would end the link or start another one are
+// percent-encoded, & is escaped as Slack expects.
+func linkURL(u string) string {
+	return strings.NewReplacer("&", "&amp;", "<", "%3C", ">", "%3E", "|", "%7C", " ", "%20").Replace(u)
 }
 
 func headerText(r *report.Report) string {
@@ -415,7 +441,7 @@ func actionsBlock(actions []report.Action) *slack.ActionBlock {
 func linksText(ls []report.Link) string {
 	var parts []string
 	for _, l := range ls {
-		parts = append(parts, fmt.Sprintf("<%s|%s>", strings.NewReplacer("|", "%7C", ">", "%3E").Replace(l.URL), escape(l.Title)))
+		parts = append(parts, fmt.Sprintf("<%s|%s>", linkURL(l.URL), escape(l.Title)))
 	}
 	return strings.Join(parts, "  ·  ")
 }
@@ -442,7 +468,8 @@ func fallbackText(r *report.Report) string {
 	} else if r.Summary != "" {
 		s += ": " + r.Summary
 	}
-	return s
+	// The notification text is mrkdwn too: escape everything in it.
+	return escape(s)
 }
 
 func labelText(m map[string]string) string {

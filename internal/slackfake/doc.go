@@ -21,15 +21,18 @@
 // bodies, or a JSON object body.
 //
 // Methods implemented: auth.test, chat.postMessage, chat.update, chat.delete,
-// chat.postEphemeral, files.getUploadURLExternal (plus the upload URL it
+// chat.postEphemeral, chat.getPermalink, files.getUploadURLExternal (plus the upload URL it
 // hands out), files.completeUploadExternal, conversations.history,
 // conversations.replies, users.info, usergroups.users.list and
 // apps.connections.open. Any other
 // method answers unknown_method.
 //
 // Failure injection: FailNext makes the next calls of a method answer 429
-// with Retry-After, a 5xx, or an {"ok":false} error; SetOutage makes every
-// request answer 503.
+// with Retry-After, a 5xx, or an {"ok":false} error; FailAlways makes every
+// call of a method fail until ClearFailures (a missing scope); SetOutage
+// makes every request answer 503. Operator faults: RevokeToken (every call
+// answers token_revoked or invalid_auth until RestoreToken), RemoveChannel
+// and AddChannel (channel_not_found until the channel exists).
 //
 // For the inbound direction (Slack calling the app), Sign and
 // InteractionRequest sign request bodies exactly as Slack does, for use with

@@ -343,3 +343,34 @@ func TestNoGoroutineLeak(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+func TestOperatorFaults(t *testing.T) {
+	srv := New(t, Options{Channels: []string{"C0ALERTS01"}})
+	api := srv.Client()
+	if _, _, err := api.PostMessage("C0NEW00001", slack.MsgOptionText("x", false)); err == nil || err.Error() != "channel_not_found" {
+		t.Fatalf("unknown channel: %v", err)
+	}
+	srv.AddChannel("C0NEW00001")
+	if _, _, err := api.PostMessage("C0NEW00001", slack.MsgOptionText("x", false)); err != nil {
+		t.Fatalf("after AddChannel: %v", err)
+	}
+	srv.RemoveChannel("C0NEW00001")
+	if _, _, err := api.PostMessage("C0NEW00001", slack.MsgOptionText("x", false)); err == nil || err.Error() != "channel_not_found" {
+		t.Fatalf("after RemoveChannel: %v", err)
+	}
+	srv.RevokeToken("")
+	if _, _, err := api.PostMessage("C0ALERTS01", slack.MsgOptionText("x", false)); err == nil || err.Error() != "token_revoked" {
+		t.Fatalf("revoked: %v", err)
+	}
+	srv.RestoreToken()
+	srv.FailAlways("conversations.history", Failure{Error: "missing_scope"})
+	for range 3 {
+		if _, err := api.GetConversationHistory(&slack.GetConversationHistoryParameters{ChannelID: "C0ALERTS01"}); err == nil || err.Error() != "missing_scope" {
+			t.Fatalf("missing scope: %v", err)
+		}
+	}
+	srv.ClearFailures("conversations.history")
+	if _, err := api.GetConversationHistory(&slack.GetConversationHistoryParameters{ChannelID: "C0ALERTS01"}); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -139,6 +139,8 @@ type Server struct {
 	users      map[string]User
 	groups     map[string]*userGroup
 	failures   map[string][]Failure
+	always     map[string]Failure // FailAlways
+	revoked    string             // RevokeToken: the error every call answers
 	outage     bool
 	lastMicro  int64
 	seq        int
@@ -313,6 +315,7 @@ var handlers = map[string]handler{
 	"chat.update":                  (*Server).chatUpdate,
 	"chat.delete":                  (*Server).chatDelete,
 	"chat.postEphemeral":           (*Server).chatPostEphemeral,
+	"chat.getPermalink":            (*Server).chatGetPermalink,
 	"files.getUploadURLExternal":   (*Server).filesGetUploadURLExternal,
 	"files.completeUploadExternal": (*Server).filesCompleteUploadExternal,
 	"conversations.history":        (*Server).conversationsHistory,
@@ -385,7 +388,9 @@ func (s *Server) intercept(ctx context.Context, method string) *response {
 		return htmlError(http.StatusServiceUnavailable)
 	}
 	var f *Failure
-	if q := s.failures[method]; len(q) > 0 {
+	if a, ok := s.always[method]; ok {
+		f = &a
+	} else if q := s.failures[method]; len(q) > 0 {
 		f = &q[0]
 		s.failures[method] = q[1:]
 	}
@@ -436,6 +441,12 @@ func (s *Server) dispatch(method string, call Call, req *request, perr *apiError
 		return errorResponse(errf("not_allowed_token_type"))
 	case call.Token != want:
 		return errorResponse(errf("invalid_auth"))
+	}
+	s.mu.Lock()
+	revoked := s.revoked
+	s.mu.Unlock()
+	if revoked != "" {
+		return errorResponse(errf(revoked))
 	}
 	if need := methodScopes[method]; need != "" && s.opts.Scopes != nil && !slices.Contains(s.opts.Scopes, need) {
 		return jsonResponse(http.StatusOK, map[string]any{"ok": false, "error": "missing_scope", "needed": need, "provided": strings.Join(s.opts.Scopes, ",")})

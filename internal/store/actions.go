@@ -12,6 +12,31 @@ import (
 	"time"
 )
 
+// Action request states. The approval flow adds its own states after
+// ActionOffered; these three are the life of an offer before anyone acts:
+//
+//   - ActionOffered: the button carrying the request id is on the thread's
+//     current message (or on its way there). Only an offered request may be
+//     approved.
+//   - ActionSuperseded: the thread's message was re-rendered (a newer
+//     notification, with newly minted offers, or the group resolved and the
+//     buttons went away); the old button may still show until Slack has the
+//     update, and a click on it must be refused ("replaced by a newer
+//     message").
+//   - ActionExpired: still offered OfferTTL after it was made (its group kept
+//     firing without a new notification); a click on it must be refused.
+//
+// Superseded and expired requests are deleted by PruneOffers once older
+// than the store's retention.
+const (
+	ActionOffered    = "offered"
+	ActionSuperseded = "superseded"
+	ActionExpired    = "expired"
+)
+
+// OfferTTL is how long an offer stays valid without being superseded.
+const OfferTTL = 24 * time.Hour
+
 // ActionRequest is an action offered on a message. Its ID is what the
 // button carries: opaque and unguessable; the plan lives here.
 type ActionRequest struct {
@@ -45,8 +70,8 @@ func (s *Store) OfferAction(ctx context.Context, a ActionRequest) (string, error
 		}
 		id = newID()
 		_, err = tx.ExecContext(ctx, `INSERT INTO action_requests (id, offer_key, kind, params, cluster, group_key, thread_key, alert_start, state, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'offered', ?)`,
-			id, a.OfferKey, a.Kind, string(params), a.Cluster, a.GroupKey, a.ThreadKey, millis(a.AlertStart), millis(s.now()))
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			id, a.OfferKey, a.Kind, string(params), a.Cluster, a.GroupKey, a.ThreadKey, millis(a.AlertStart), ActionOffered, millis(s.now()))
 		return err
 	})
 	if err != nil {
@@ -77,4 +102,43 @@ func newID() string {
 	var b [15]byte
 	rand.Read(b[:])
 	return strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]))
+}
+
+// supersedeOffers marks the thread's offered requests other than keep
+// superseded (in the transaction that re-renders the thread's message).
+func supersedeOffers(ctx context.Context, tx *sql.Tx, threadKey string, keep []string) error {
+	q := `UPDATE action_requests SET state = ? WHERE thread_key = ? AND state = ?`
+	args := []any{ActionSuperseded, threadKey, ActionOffered}
+	if len(keep) > 0 {
+		q += ` AND id NOT IN (?` + strings.Repeat(", ?", len(keep)-1) + `)`
+		for _, id := range keep {
+			args = append(args, id)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+		return fmt.Errorf("superseding offers: %w", err)
+	}
+	return nil
+}
+
+// ExpireOffers marks offers made before now-OfferTTL and still offered
+// expired; it returns how many.
+func (s *Store) ExpireOffers(ctx context.Context, now time.Time) (int64, error) {
+	res, err := s.db.ExecContext(ctx, `UPDATE action_requests SET state = ? WHERE state = ? AND created_at < ?`, ActionExpired, ActionOffered, millis(now.Add(-OfferTTL)))
+	if err != nil {
+		return 0, fmt.Errorf("expire offers: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	return n, nil
+}
+
+// PruneOffers deletes superseded and expired requests made before cutoff
+// (requests in the approval flow's states are kept for the audit).
+func (s *Store) PruneOffers(ctx context.Context, cutoff time.Time) (int64, error) {
+	res, err := s.db.ExecContext(ctx, `DELETE FROM action_requests WHERE state IN (?, ?) AND created_at < ?`, ActionSuperseded, ActionExpired, millis(cutoff))
+	if err != nil {
+		return 0, fmt.Errorf("prune offers: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	return n, nil
 }

@@ -165,6 +165,14 @@ var migrations = []string{
 		expires_at INTEGER NOT NULL
 	);
 	CREATE INDEX slack_request_replay_expiry ON slack_request_replay (expires_at);`,
+	// 6 (Slack lifecycle): how many times an unknown-outcome outbox entry
+	// was looked up (bounded, with backoff); when a thread's group last
+	// resolved (a late re-fire posts a new message); offers by thread (a
+	// re-rendered message supersedes its older offers).
+	`ALTER TABLE outbox ADD COLUMN lookups INTEGER NOT NULL DEFAULT 0;
+	ALTER TABLE slack_threads ADD COLUMN resolved_at INTEGER NOT NULL DEFAULT 0;
+	CREATE INDEX action_requests_thread ON action_requests (thread_key, state);
+	CREATE INDEX action_requests_state ON action_requests (state, created_at);`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {
