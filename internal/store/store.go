@@ -157,6 +157,13 @@ var migrations = []string{
 	);`,
 	// 4: how many alerts a thread's group had firing at its last message.
 	`ALTER TABLE slack_threads ADD COLUMN firing INTEGER NOT NULL DEFAULT 0;`,
+	// approvals: requests (the plan and its hash), one vote per user, one
+	// execution per request, the append-only audit log, each thread's
+	// report (re-rendered with the request states) and the heartbeats of
+	// running servers (see approvals.go).
+	migrationApprovals,
+	// keyed thread replies updated in place (see replies.go).
+	migrationKeyedReplies,
 }
 
 func (s *Store) migrate(ctx context.Context) error {
