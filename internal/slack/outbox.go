@@ -278,6 +278,9 @@ func (ob *Outbox) send(ctx context.Context, e store.OutboxEntry) bool {
 	case store.KindUpdate:
 		ob.lastUpdate = now
 		channel, ts, _, err = ob.api.UpdateMessageContext(cctx, e.ThreadChannel, e.ThreadTS, opts...)
+	case store.KindReplyUpdate:
+		ob.lastUpdate = now
+		channel, ts, err = ob.updateReply(cctx, e.ID, e.ThreadChannel, opts)
 	default:
 		err = fmt.Errorf("unknown outbox kind %q", e.Kind)
 	}
@@ -378,7 +381,7 @@ func (ob *Outbox) backoff(attempt int) time.Duration {
 // looked up by its metadata; an update is simply sent again (idempotent).
 func (ob *Outbox) reconcile(ctx context.Context, e store.OutboxEntry) {
 	log := ob.o.Log.With("outbox_id", e.ID, "kind", e.Kind, "thread_key", e.ThreadKey)
-	if e.Kind == store.KindUpdate {
+	if e.Kind == store.KindUpdate || e.Kind == store.KindReplyUpdate {
 		ob.store.MarkRetry(ctx, e.ID, ob.o.Now(), "outcome unknown; resending the update", false)
 		return
 	}
