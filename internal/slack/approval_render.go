@@ -47,6 +47,9 @@ type RequestView struct {
 	Steps []StepView
 	// Buttons are the action ids offered (ActionApprove, …).
 	Buttons []string
+	// Reoffer is a fresh offer's id (state stale): a button requests the
+	// action again, with a plan computed anew.
+	Reoffer string
 }
 
 // StepView is one step's state in a request message.
@@ -165,11 +168,15 @@ func RenderRequest(v RequestView) Message {
 	if v.PlanHash != "" {
 		bs = append(bs, slack.NewContextBlock("hash", mrkdwn(fmt.Sprintf("request `%s` · plan hash `%s` · what runs is this stored plan, re-checked before it runs", v.ID, shortHash(v.PlanHash)))))
 	}
-	if len(v.Buttons) > 0 {
-		var els []slack.BlockElement
-		for _, b := range v.Buttons {
-			els = append(els, requestButton(b, v))
-		}
+	var els []slack.BlockElement
+	for _, b := range v.Buttons {
+		els = append(els, requestButton(b, v))
+	}
+	if v.Reoffer != "" {
+		// The same action id shape as the alert's offered actions.
+		els = append(els, slack.NewButtonBlockElement(fmt.Sprintf("chmedic:%s:0", v.Kind), v.Reoffer, plain("Request again")))
+	}
+	if len(els) > 0 {
 		bs = append(bs, slack.NewActionBlock("request-actions", els...))
 	}
 	text := fmt.Sprintf("%s on %s requested by %s: %s", v.Kind, v.Cluster, user(v.RequestedBy), stateText(v.State, v.RequestedBy, len(v.Approvals), v.Needed, v.Reason))
