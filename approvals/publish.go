@@ -138,6 +138,17 @@ func (s *Service) SaveAndRender(ctx context.Context, threadKey string, r *report
 }
 
 func (s *Service) encode(ctx context.Context, threadKey string, r *report.Report) ([]byte, error) {
+	// Fail closed, visibly: a kind without a policy says so on its button.
+	shown := *r
+	shown.Actions = nil
+	for _, a := range r.Actions {
+		if _, err := s.auth.Policy(a.Kind); err != nil {
+			a.Label += " (no approval policy)"
+			a.Danger, a.Confirm = false, nil
+		}
+		shown.Actions = append(shown.Actions, a)
+	}
+	r = &shown
 	msg := chslack.RenderWithRequests(r, s.requestLines(ctx, threadKey))
 	var buf bytes.Buffer
 	if err := report.WriteText(&buf, r); err != nil {

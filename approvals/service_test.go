@@ -608,3 +608,22 @@ func rawExec(t *testing.T, path, q string, args ...any) {
 		t.Fatal(err)
 	}
 }
+
+// Fail closed, visibly: the button of a kind without a policy says so.
+func TestButtonWithoutPolicySaysSo(t *testing.T) {
+	h := newHarness(t, nil)
+	rep := &report.Report{Title: "X", Status: "firing", Cluster: "prod", GroupKey: "g1", GeneratedAt: t0,
+		Actions: []report.Action{{Kind: "collect_logs", Label: "Collect logs", RequestID: h.offer}}}
+	b, err := h.svc.SaveAndRender(context.Background(), "g1", rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), "Collect logs (no approval policy)") {
+		t.Fatalf("button: %s", b)
+	}
+	// The stored report is the report, not the decoration.
+	stored, _ := h.st.ThreadReport(context.Background(), "g1")
+	if strings.Contains(string(stored), "no approval policy") {
+		t.Fatal("decoration stored")
+	}
+}
