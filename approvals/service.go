@@ -66,6 +66,8 @@ type Service struct {
 	wg       sync.WaitGroup
 }
 
+var _ ClickHandler = (*Service)(nil)
+
 // New builds the flow.
 func New(o Options) *Service {
 	if o.Now == nil {
@@ -86,6 +88,10 @@ func New(o Options) *Service {
 		inflight: map[string]bool{}, progress: map[string][]chslack.StepView{},
 	}
 }
+
+// SetGroupResolver sets the user group resolver (the Slack transport's
+// cached usergroups.users.list); call it before Run and the first click.
+func (s *Service) SetGroupResolver(g GroupResolver) { s.auth.Groups = g }
 
 // Audit returns the audit log writer (for the transports' refusals).
 func (s *Service) Audit() Audit { return s.audit }
@@ -459,6 +465,17 @@ func (s *Service) offerClicked(ctx context.Context, c Click) (string, error) {
 	}
 	if s.o.Planner == nil || s.o.Executor == nil {
 		return "", &Denied{Reason: ErrUnavailable.Error() + "; nothing was requested."}
+	}
+	// One live request per kind in a thread, also across the offers of
+	// successive versions of the message.
+	live, err := s.st.ApprovalRequests(ctx, store.LiveRequestStates, offer.ThreadKey, 50)
+	if err != nil {
+		return "", err
+	}
+	for _, other := range live {
+		if other.Kind == offer.Kind && offer.ThreadKey != "" {
+			return fmt.Sprintf("%s was already requested by <@%s> (%s); see the thread.", other.Kind, other.RequestedBy, other.State), nil
+		}
 	}
 	r, created, err := s.st.CreateApprovalRequest(ctx, store.ApprovalRequest{OfferID: offer.ID, Kind: offer.Kind, Cluster: offer.Cluster, Params: offer.Params,
 		ThreadKey: offer.ThreadKey, GroupKey: offer.GroupKey, Channel: c.ChannelID, AlertStart: offer.AlertStart,

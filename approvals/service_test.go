@@ -627,3 +627,17 @@ func TestButtonWithoutPolicySaysSo(t *testing.T) {
 		t.Fatal("decoration stored")
 	}
 }
+
+// A newer version of the alert message offers the action under a new id:
+// a click on it while a request is live does not request it twice.
+func TestOneLiveRequestPerKindInAThread(t *testing.T) {
+	h := newHarness(t, quorumOfOne)
+	h.click("UREQ", "chmedic:collect_logs:0", h.offer)
+	newer, _ := h.st.OfferAction(context.Background(), store.ActionRequest{OfferKey: "n2/0", Kind: "collect_logs", Cluster: "prod", GroupKey: "g1", ThreadKey: "g1"})
+	if r := h.click("UA", "chmedic:collect_logs:0", newer); !strings.Contains(r.Ephemeral, "already requested by <@UREQ> (planning)") {
+		t.Fatalf("second request: %q", r)
+	}
+	if rs, _ := h.st.ApprovalRequests(context.Background(), nil, "g1", 10); len(rs) != 1 {
+		t.Fatalf("%d requests", len(rs))
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	goslack "github.com/slack-go/slack"
 
 	"github.com/chmedic/chmedic/actions"
@@ -108,7 +109,29 @@ func (a *App) setupApprovals(ctx context.Context) error {
 	a.Approvals = svc
 	a.closers = append(a.closers, closeRT)
 	a.Processor.Reports = svc
+	a.reg.MustRegister(&requestsCollector{st: a.Store, desc: prometheus.NewDesc("chmedic_approval_requests",
+		"Action requests in the store, by state (pending: awaiting approval; interrupted: awaiting resume or abort).", []string{"state"}, nil)})
 	return nil
+}
+
+// requestsCollector exports the approval requests by state on each scrape.
+type requestsCollector struct {
+	st   *store.Store
+	desc *prometheus.Desc
+}
+
+func (c *requestsCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *requestsCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	m, err := c.st.ApprovalRequestCounts(ctx)
+	if err != nil {
+		return
+	}
+	for _, s := range []string{store.ReqPlanning, store.ReqPending, store.ReqApproved, store.ReqRunning, store.ReqInterrupted} {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(m[s]), s)
+	}
 }
 
 // runApprovals runs the approval worker until ctx ends; the returned

@@ -162,6 +162,15 @@ approvals:
 	if n := len(slk.Replies(top.Channel, top.TS)); n != 1 {
 		t.Errorf("%d replies: the request's message is updated in place", n)
 	}
+	mresp, err := http.Get("http://" + a.Addr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(mresp.Body)
+	mresp.Body.Close()
+	if !strings.Contains(string(metrics), `chmedic_approval_requests{state="pending"} 0`) {
+		t.Errorf("metrics lack chmedic_approval_requests")
+	}
 	es, _ := a.Store.Audit(context.Background(), time.Time{}, "")
 	var evs []string
 	for _, e := range es {

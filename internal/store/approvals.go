@@ -569,3 +569,8 @@ func anys(ss []string) []any {
 	}
 	return out
 }
+
+// ApprovalRequestCounts returns how many requests are in each state.
+func (s *Store) ApprovalRequestCounts(ctx context.Context) (map[string]int, error) {
+	return s.countByState(ctx, "approval_requests")
+}
