@@ -146,13 +146,18 @@ func (s *Service) Request(ctx context.Context, in RequestInput) (store.ApprovalR
 		in.Params = map[string]string{}
 	}
 	pol, _ := s.auth.Policy(in.Kind)
-	plan, err := s.o.Planner.Plan(ctx, in.Kind, s.actionRequest(in.Cluster, in.Params, in.AlertStart, s.now(), in.Via, in.User))
+	// The re-check before running computes the plan from the stored
+	// request: give the planner exactly what the store keeps.
+	received := s.now().UTC().Truncate(time.Millisecond)
+	in.AlertStart = in.AlertStart.UTC().Truncate(time.Millisecond)
+	plan, err := s.o.Planner.Plan(ctx, in.Kind, s.actionRequest(in.Cluster, in.Params, in.AlertStart, received, in.Via, in.User))
 	state, reason := store.ReqPending, ""
 	if err != nil {
 		state, reason = store.ReqRefused, "refused at plan time: "+err.Error()
 	}
 	r := store.ApprovalRequest{OfferID: in.OfferID, Kind: in.Kind, Cluster: in.Cluster, Params: in.Params, ThreadKey: in.ThreadKey,
-		GroupKey: in.GroupKey, Channel: in.Channel, AlertStart: in.AlertStart, RequestedBy: in.User, RequestedVia: in.Via, State: state, Reason: reason}
+		GroupKey: in.GroupKey, Channel: in.Channel, AlertStart: in.AlertStart, RequestedBy: in.User, RequestedVia: in.Via, State: state, Reason: reason,
+		CreatedAt: received}
 	if err == nil {
 		b, _ := json.Marshal(plan)
 		r.Plan, r.PlanHash, r.ExpiresAt = b, plan.Hash(), s.now().Add(pol.ExpireAfter)

@@ -31,7 +31,7 @@ func (ta *testActions) Plan(_ context.Context, kind string, req actions.Request)
 		return actions.Plan{}, &actions.Refusal{Reason: "window 6h: system.text_log keeps 1h on this cluster"}
 	}
 	params, _ := json.Marshal(req.Params)
-	p := actions.Plan{Kind: kind, Cluster: req.Cluster, Params: params, Summary: "collect logs of the last " + req.Params["window"]}
+	p := actions.Plan{Kind: kind, Cluster: req.Cluster, Params: params, Summary: "collect logs of the last " + req.Params["window"] + " before " + req.ReceivedAt.Format(time.RFC3339Nano)}
 	for _, n := range []string{"ch-1", "ch-2"} {
 		p.Steps = append(p.Steps, actions.Step{ID: n + "/logs", Node: n, Title: "Collect the server log", Command: []string{"cat", "/var/log/clickhouse-server/clickhouse-server.log"}})
 	}

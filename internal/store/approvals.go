@@ -173,8 +173,8 @@ func scanRequest(sc interface{ Scan(...any) error }) (ApprovalRequest, error) {
 	return r, nil
 }
 
-// CreateApprovalRequest stores a new request (ID, CreatedAt and UpdatedAt
-// are set here). A request from an offer is created once while it is live:
+// CreateApprovalRequest stores a new request (ID and UpdatedAt are set
+// here, CreatedAt too unless given; it is stored to the millisecond). A request from an offer is created once while it is live:
 // when the offer already has a live request (a double click, a retry), that
 // one is returned with created false.
 func (s *Store) CreateApprovalRequest(ctx context.Context, r ApprovalRequest) (ApprovalRequest, bool, error) {
@@ -200,6 +200,9 @@ func (s *Store) CreateApprovalRequest(ctx context.Context, r ApprovalRequest) (A
 			}
 		}
 		now := s.now()
+		if !r.CreatedAt.IsZero() {
+			now = r.CreatedAt // what the plan was computed from
+		}
 		r.ID, r.CreatedAt, r.UpdatedAt = newID(), now.UTC().Truncate(time.Millisecond), now.UTC().Truncate(time.Millisecond)
 		var expires, start int64
 		if !r.ExpiresAt.IsZero() {
