@@ -46,11 +46,6 @@ func (s *Service) publish(ctx context.Context, id string) {
 	}
 }
 
-// View is the request's message model (exported for the CLI's output).
-func (s *Service) View(ctx context.Context, r store.ApprovalRequest) chslack.RequestView {
-	return s.view(ctx, r)
-}
-
 func (s *Service) view(ctx context.Context, r store.ApprovalRequest) chslack.RequestView {
 	v := chslack.RequestView{ID: r.ID, Kind: r.Kind, Cluster: r.Cluster, State: r.State, RequestedBy: r.RequestedBy, RequestedVia: r.RequestedVia,
 		PlanHash: r.PlanHash, ExpiresAt: r.ExpiresAt}

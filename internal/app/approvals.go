@@ -24,7 +24,6 @@ type ActionRuntime struct {
 	Planner  approvals.Planner
 	Executor actions.Executor
 	Leases   approvals.LeaseChecker // may be nil
-	Groups   approvals.GroupResolver
 	Close    func() error
 }
 
@@ -52,7 +51,9 @@ type ApprovalsOptions struct {
 // OpenApprovals builds the approval flow on an open store: the policies of
 // the config, the action runtime and the Slack workspace whose clicks are
 // accepted (approvals.team_id, else the bot token's, from auth.test). The
-// returned function releases the action runtime.
+// returned function releases the action runtime. User groups are resolved
+// once the Slack transport's resolver is set (Service.SetGroupResolver);
+// until then group entries match nobody.
 func OpenApprovals(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.Logger, o ApprovalsOptions) (*approvals.Service, func() error, error) {
 	rt, err := NewActionRuntime(cfg, st, log)
 	if err != nil {
@@ -67,7 +68,7 @@ func OpenApprovals(ctx context.Context, cfg *config.Config, st *store.Store, log
 		team = slackTeam(ctx, cfg, o.HTTPClient, log)
 	}
 	svc := approvals.New(approvals.Options{
-		Store: st, Policies: &cfg.Approvals.Policies, TeamID: team, Groups: rt.Groups,
+		Store: st, Policies: &cfg.Approvals.Policies, TeamID: team,
 		Planner: rt.Planner, Executor: rt.Executor, Leases: rt.Leases,
 		Name: o.Name, Kick: o.Kick, Now: o.Now, Log: log,
 	})
