@@ -112,7 +112,7 @@ func newHarness(t *testing.T, pol *config.ApprovalPolicy) *harness {
 	t.Helper()
 	h := &harness{t: t, path: filepath.Join(t.TempDir(), "a.db"), clock: &clock{t: t0}, planner: &fakePlanner{nodes: []string{"ch-1", "ch-2"}},
 		exec: &fakeExecutor{}, pols: &config.ApprovalPolicies{CollectLogs: pol}}
-	h.open("server-1")
+	h.open("server 1")
 	ctx := context.Background()
 	// The alert's message and its offered action, as the incident processor leaves them.
 	if _, err := h.st.UpsertThreadMessage(ctx, store.Thread{Key: "g1", Channel: "C0ALERTS", Cluster: "prod", Status: "firing", Firing: 1}, []byte(`{"text":"alert"}`)); err != nil {
@@ -281,7 +281,7 @@ func TestClickApproveExecute(t *testing.T) {
 	if !strings.Contains(h.alertPlain(), "collect_logs requested by UREQ: done: succeeded") {
 		t.Errorf("alert message:\n%s", h.alertPlain())
 	}
-	want := "requested:UREQ:planning planned:chmedic:pending refused:UREQ:self-approval refused:UZ:not an approver vote_approve:UB: approved:chmedic:approved execution_started:server-1:running execution_finished:server-1:succeeded"
+	want := "requested:UREQ:planning planned:chmedic:pending refused:UREQ:self-approval refused:UZ:not an approver vote_approve:UB: approved:chmedic:approved execution_started:server 1:running execution_finished:server 1:succeeded"
 	if got := h.events(r.ID); got != want {
 		t.Errorf("audit:\n got %s\nwant %s", got, want)
 	}
@@ -321,7 +321,7 @@ func TestPlanHashMismatchRefused(t *testing.T) {
 	if !strings.Contains(string(blocks), "What changed") || !strings.Contains(string(blocks), "Request again") {
 		t.Errorf("message: %s", blocks)
 	}
-	if !strings.Contains(h.events(r.ID), "refused_plan_changed:server-1:stale") {
+	if !strings.Contains(h.events(r.ID), "refused_plan_changed:server 1:stale") {
 		t.Errorf("audit: %s", h.events(r.ID))
 	}
 	// The fresh offer is a new request with the new plan.
@@ -464,7 +464,7 @@ func TestRestartBetweenRequestAndApproval(t *testing.T) {
 	h.click("UREQ", "chmedic:collect_logs:0", h.offer)
 	h.step()
 	r := h.only(store.ReqPending)
-	h.open("server-2")
+	h.open("server 2")
 	h.click("UA", chslack.ActionApprove, r.ID)
 	h.step()
 	h.only(store.ReqSucceeded)
@@ -493,8 +493,7 @@ func TestInterruptedExecutionResume(t *testing.T) {
 	crashAndKeepRunning(t, h, crash, done, r.ID)
 
 	h.exec.block = false
-	h.open("server-2")
-	h.clock.add(time.Minute) // the dead process's heartbeat is stale
+	h.open("server 2") // a new server instance: at its first step
 	h.step()
 	r = h.only(store.ReqInterrupted)
 	if h.exec.count() != 1 {
@@ -518,7 +517,7 @@ func TestInterruptedExecutionResume(t *testing.T) {
 	if h.exec.count() != 2 || h.exec.runs[1].ID != first.ID || h.exec.runs[1].Plan.Hash() != r.PlanHash {
 		t.Fatalf("resume ran %+v (first execution %s)", h.exec.runs, first.ID)
 	}
-	if got := h.events(r.ID); !strings.Contains(got, "execution_started:server-1:running execution_interrupted:chmedic:interrupted refused:UZ:not an approver resumed:UA:approved execution_started:server-2:running execution_finished:server-2:succeeded") {
+	if got := h.events(r.ID); !strings.Contains(got, "execution_started:server 1:running execution_interrupted:chmedic:interrupted refused:UZ:not an approver resumed:UA:approved execution_started:server 2:running execution_finished:server 2:succeeded") {
 		t.Errorf("audit: %s", got)
 	}
 }
@@ -639,5 +638,29 @@ func TestOneLiveRequestPerKindInAThread(t *testing.T) {
 	}
 	if rs, _ := h.st.ApprovalRequests(context.Background(), nil, "g1", 10); len(rs) != 1 {
 		t.Fatalf("%d requests", len(rs))
+	}
+}
+
+// An execution a live CLI process runs is left alone; once its heartbeat
+// is stale (the process died), it is marked interrupted.
+func TestCLIExecutionInterruptedOnlyWhenItsProcessIsGone(t *testing.T) {
+	h := newHarness(t, quorumOfOne)
+	ctx := context.Background()
+	r, _, _ := h.st.CreateApprovalRequest(ctx, store.ApprovalRequest{Kind: "collect_logs", Cluster: "prod", ThreadKey: "g1", RequestedBy: "UREQ", RequestedVia: "cli", State: store.ReqApproved})
+	if err := h.st.TransitionRequest(ctx, r.ID, []string{store.ReqApproved}, store.ReqRunning, claimPrefix+"cli host:7"); err != nil {
+		t.Fatal(err)
+	}
+	h.st.StartExecution(ctx, r.ID, "cli host:7")
+	h.st.Heartbeat(ctx, "cli host:7")
+	h.step()
+	h.only(store.ReqRunning)
+	h.clock.add(time.Minute)
+	h.step()
+	got := h.only(store.ReqInterrupted)
+	if !strings.Contains(got.Reason, "cli host:7 stopped while it ran") {
+		t.Fatalf("reason %q", got.Reason)
+	}
+	if e, _ := h.st.ExecutionOf(ctx, r.ID); e.State != actions.ExecInterrupted {
+		t.Fatalf("execution %+v", e)
 	}
 }

@@ -110,8 +110,11 @@ func (s *Service) isLocal(id string) bool {
 
 const claimPrefix = "claimed by "
 
-// markInterrupted marks the running requests whose process is gone (no
-// live heartbeat, no lease held) interrupted, reports them in their thread
+func isServer(name string) bool { return strings.HasPrefix(name, "server ") }
+
+// markInterrupted marks the running requests whose process is gone (a
+// previous server instance, or a CLI without a live heartbeat; and no lease
+// held by another process) interrupted, reports them in their thread
 // with Resume / Abort, and never re-runs them by itself.
 func (s *Service) markInterrupted(ctx context.Context) {
 	running, err := s.st.ApprovalRequests(ctx, []string{store.ReqRunning}, "", 1000)
@@ -125,11 +128,15 @@ func (s *Service) markInterrupted(ctx context.Context) {
 		if eerr == nil {
 			runner = e.Runner
 		}
-		if runner == s.o.Name {
+		switch {
+		case runner == s.o.Name:
 			if s.isLocal(r.ID) {
 				continue
 			}
-		} else if slices.Contains(live, runner) {
+		case isServer(runner) && isServer(s.o.Name):
+			// One server per store: another server's execution is a
+			// previous instance's, whatever its last heartbeat says.
+		case slices.Contains(live, runner):
 			continue
 		}
 		if s.o.Leases != nil {
