@@ -171,3 +171,19 @@ func (s *Service) requestLines(ctx context.Context, threadKey string) []chslack.
 	}
 	return lines
 }
+
+// notice posts a new reply in the request's thread for what needs a human
+// (an interruption, a refused re-check): an update in place of the
+// request's message notifies nobody.
+func (s *Service) notice(ctx context.Context, r store.ApprovalRequest, text string) {
+	if r.ThreadKey == "" {
+		return
+	}
+	body, err := json.Marshal(chslack.Message{Text: text, Plain: text})
+	if err == nil {
+		_, err = s.st.EnqueueReply(context.WithoutCancel(ctx), r.ThreadKey, body)
+	}
+	if err != nil {
+		s.o.Log.Error("approvals: posting a notice failed", "request_id", r.ID, "err", err)
+	}
+}

@@ -321,6 +321,9 @@ func TestPlanHashMismatchRefused(t *testing.T) {
 	if !strings.Contains(string(blocks), "What changed") || !strings.Contains(string(blocks), "Request again") {
 		t.Errorf("message: %s", blocks)
 	}
+	if !h.replied("did not run: the cluster changed since the plan was approved (summary") {
+		t.Error("no notice in the thread")
+	}
 	if !strings.Contains(h.events(r.ID), "refused_plan_changed:server 1:stale") {
 		t.Errorf("audit: %s", h.events(r.ID))
 	}
@@ -503,6 +506,9 @@ func TestInterruptedExecutionResume(t *testing.T) {
 	if b, _ := json.Marshal(m.Blocks); !strings.Contains(string(b), chslack.ActionResume) || !strings.Contains(string(b), chslack.ActionAbort) {
 		t.Fatalf("no Resume / Abort: %s", b)
 	}
+	if !h.replied("collect_logs on prod was interrupted: server 1 stopped while it ran") {
+		t.Error("no notice of the interruption in the thread")
+	}
 	first, _ := h.st.ExecutionOf(context.Background(), r.ID)
 	// The plan changed since (its own steps ran): a resume does not re-plan.
 	h.planner.set("ch-9")
@@ -663,4 +669,18 @@ func TestCLIExecutionInterruptedOnlyWhenItsProcessIsGone(t *testing.T) {
 	if e, _ := h.st.ExecutionOf(ctx, r.ID); e.State != actions.ExecInterrupted {
 		t.Fatalf("execution %+v", e)
 	}
+}
+
+// replied reports a plain reply in the thread containing text.
+func (h *harness) replied(text string) bool {
+	for i := int64(1); i < 500; i++ {
+		e, err := h.st.OutboxEntry(context.Background(), i)
+		if err != nil {
+			return false
+		}
+		if e.Kind == store.KindReply && strings.Contains(string(e.Body), text) {
+			return true
+		}
+	}
+	return false
 }

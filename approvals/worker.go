@@ -155,6 +155,7 @@ func (s *Service) markInterrupted(ctx context.Context) {
 			Nodes: s.nodes(r), PlanHash: r.PlanHash, Outcome: store.ReqInterrupted, Detail: reason})
 		s.o.Log.Warn("approvals: execution interrupted by a stop; offering resume or abort", "request_id", r.ID, "kind", r.Kind, "cluster", r.Cluster, "runner", runner)
 		s.publish(ctx, r.ID)
+		s.notice(ctx, r, fmt.Sprintf(":double_vertical_bar: %s on %s was interrupted: %s stopped while it ran. Nothing is re-run by itself: Resume (the steps already done are skipped) or Abort it in the request's message.", r.Kind, r.Cluster, runner))
 	}
 }
 
@@ -243,7 +244,10 @@ func (s *Service) Execute(ctx context.Context, id string) (store.ApprovalRequest
 		if h := fresh.Hash(); h != r.PlanHash {
 			changes := DiffPlans(stored, fresh)
 			reason := fmt.Sprintf("not run: the plan re-computed before running differs from the approved one (hash %s, approved %s)", short(h), short(r.PlanHash))
-			return s.end(ctx, r, store.ReqStale, reason+"\n"+strings.Join(changes, "\n"), EventStale)
+			out, err := s.end(ctx, r, store.ReqStale, reason+"\n"+strings.Join(changes, "\n"), EventStale)
+			s.notice(ctx, r, fmt.Sprintf(":arrows_counterclockwise: %s on %s did not run: the cluster changed since the plan was approved (%s). The request's message says what changed and offers a fresh request.",
+				r.Kind, r.Cluster, strings.Join(changes, "; ")))
+			return out, err
 		}
 	}
 	exec, err := s.st.StartExecution(ctx, id, s.o.Name)
