@@ -256,3 +256,17 @@ func TestCLIApproveWithARunningServer(t *testing.T) {
 		t.Fatalf("execution %+v %v (%d runs)", e, err, ta.count())
 	}
 }
+
+// Until an action runtime is wired in, a request says so and nothing is
+// stored as pending.
+func TestCLIRequestWithoutActions(t *testing.T) {
+	cfg := approvalsConfig(t)
+	code, _, errOut := runCLI(t, "request", "--config", cfg, "--cluster", "prod", "--action", "collect_logs", "--as", "U0ALICE")
+	if code != 1 || !strings.Contains(errOut, "actions are not available in this chmedic") {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	code, _, errOut = runCLI(t, "requests", "--config", cfg, "--state", "done")
+	if code != 2 || !strings.Contains(errOut, `--state "done": want one of planning, pending`) {
+		t.Fatalf("bad state: exit %d %s", code, errOut)
+	}
+}

@@ -4,19 +4,25 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
+
+	"github.com/chmedic/chmedic/internal/store"
 )
 
 func init() { commands = append(commands, registerRequests) }
 
+var requestStates = []string{store.ReqPlanning, store.ReqPending, store.ReqApproved, store.ReqRunning, store.ReqSucceeded, store.ReqFailed,
+	store.ReqPartial, store.ReqRolledBack, store.ReqInterrupted, store.ReqAborted, store.ReqRefused, store.ReqRejected, store.ReqExpired, store.ReqStale}
+
 func registerRequests(a *kingpin.Application, configFlag func(*kingpin.CmdClause) *string) (string, func(context.Context, io.Writer, io.Writer) int) {
 	c := a.Command("requests", "List action requests, newest first.")
 	cfgPath := configFlag(c)
-	state := c.Flag("state", "Only requests in this state (planning, pending, approved, running, succeeded, failed, partial, rolled_back, interrupted, aborted, refused, rejected, expired, stale).").String()
+	state := c.Flag("state", "Only requests in this state (or a comma list): "+strings.Join(requestStates, ", ")+".").String()
 	return c.FullCommand(), func(ctx context.Context, stdout, stderr io.Writer) int {
 		cl, code := openApprovalsCLI(ctx, *cfgPath, stderr)
 		if cl == nil {
@@ -26,6 +32,12 @@ func registerRequests(a *kingpin.Application, configFlag func(*kingpin.CmdClause
 		var states []string
 		if *state != "" {
 			states = strings.Split(*state, ",")
+			for _, st := range states {
+				if !slices.Contains(requestStates, st) {
+					fmt.Fprintf(stderr, "chmedic: --state %q: want one of %s\n", st, strings.Join(requestStates, ", "))
+					return 2
+				}
+			}
 		}
 		rs, err := cl.st.ApprovalRequests(ctx, states, "", 500)
 		if err != nil {
