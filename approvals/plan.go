@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 
@@ -184,4 +185,17 @@ func WritePlan(w io.Writer, p actions.Plan) {
 	for _, n := range p.Notes {
 		fmt.Fprintf(w, "note: %s\n", n)
 	}
+}
+
+// ActionsPlanner adapts the actions registry (kind → Action; an
+// actions.Registry is assignable to it) to a Planner.
+type ActionsPlanner map[string]actions.Action
+
+// Plan computes kind's plan with its action.
+func (p ActionsPlanner) Plan(ctx context.Context, kind string, req actions.Request) (actions.Plan, error) {
+	a, ok := p[kind]
+	if !ok {
+		return actions.Plan{}, fmt.Errorf("action %s is not available on this chmedic (configured actions: %s)", kind, strings.Join(slices.Sorted(maps.Keys(p)), ", "))
+	}
+	return a.Plan(ctx, req)
 }
