@@ -18,7 +18,9 @@ func (p planOnly) Plan(context.Context, actions.Request) (actions.Plan, error) {
 func (p planOnly) Execute(context.Context, actions.Plan, actions.Step, map[string]actions.StepResult) (actions.StepResult, error) {
 	return actions.StepResult{}, nil
 }
-func (p planOnly) Verify(context.Context, actions.Plan, actions.Step, actions.StepResult) error { return nil }
+func (p planOnly) Verify(context.Context, actions.Plan, actions.Step, actions.StepResult) error {
+	return nil
+}
 
 func TestActionsPlanner(t *testing.T) {
 	p := ActionsPlanner{"collect_logs": planOnly{actions.Plan{Kind: "collect_logs", Summary: "s"}}}
