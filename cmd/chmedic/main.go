@@ -35,6 +35,11 @@ func main() {
 	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
 }
 
+// commands are the commands defined in their own files (cmd_*.go), which
+// register themselves in init: each adds its kingpin command and returns
+// its name and what runs it.
+var commands []func(a *kingpin.Application, configFlag func(*kingpin.CmdClause) *string) (string, func(ctx context.Context, stdout, stderr io.Writer) int)
+
 // exitRequest carries the exit code kingpin asks for after --help.
 type exitRequest struct{ code int }
 
@@ -91,11 +96,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 	pbConfig := configFlag(pbCmd)
 
 	slackManifest := newSlackManifestCmd(a, configFlag) // cmd_slack_manifest.go
+	extra := map[string]func(context.Context, io.Writer, io.Writer) int{}
+	for _, register := range commands {
+		name, runCmd := register(a, configFlag)
+		extra[name] = runCmd
+	}
 
 	cmd, err := a.Parse(args)
 	if err != nil {
 		fmt.Fprintf(stderr, "chmedic: %v\n", err)
 		return 2
+	}
+	if runCmd, ok := extra[cmd]; ok {
+		return runCmd(ctx, stdout, stderr)
 	}
 	switch cmd {
 	case versionCmd.FullCommand():

@@ -59,6 +59,7 @@ type App struct {
 	Interactions *approvals.Dispatcher
 	UserGroups   *chslack.UserGroups
 	socket       *chslack.SocketMode
+	Approvals    *approvals.Service
 	closers      []func() error
 	mux          *http.ServeMux
 	addr         string
@@ -111,6 +112,10 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 	a.Outbox = chslack.NewOutbox(st, api, chslack.OutboxOptions{Log: log, Registerer: a.reg, Now: opts.Now})
 
 	a.Processor = &incident.Processor{Config: cfg, Playbooks: pbs, Diagnoser: engine, Store: st, Outbox: a.Outbox, Log: log, Now: opts.Now}
+	if err := a.setupApprovals(ctx); err != nil {
+		a.Close()
+		return nil, err
+	}
 	wm := webhook.NewMetrics(a.reg)
 	a.Queue = webhook.NewQueue(st, a.Processor, webhook.QueueOptions{Size: cfg.Webhook.QueueSize, Workers: cfg.Webhook.Workers}, wm, log)
 
@@ -191,6 +196,8 @@ func (a *App) Run(ctx context.Context) error {
 	outCtx, stopOutbox := context.WithCancel(context.Background())
 	outDone := make(chan struct{})
 	go func() { defer close(outDone); a.Outbox.Run(outCtx) }()
+	apprCtx, stopApprovals := context.WithCancel(context.Background())
+	approvalsDone := a.runApprovals(apprCtx)
 	pruneDone := make(chan struct{})
 	go func() { defer close(pruneDone); prune(outCtx, a.Store, a.cfg.Store.Retention, a.log) }()
 
@@ -227,6 +234,8 @@ func (a *App) Run(ctx context.Context) error {
 		stopWork()
 		<-drained
 	}
+	stopApprovals() // executions in flight are recorded as interrupted
+	<-approvalsDone
 	// Give the outbox a moment to deliver what the last notifications queued.
 	flush, cancelFlush := context.WithDeadline(context.Background(), deadline)
 	a.Outbox.Step(flush)

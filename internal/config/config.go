@@ -62,6 +62,8 @@ type Config struct {
 	Slack Slack `yaml:"slack"`
 	// Playbooks configures extra playbooks (playbooks).
 	Playbooks Playbooks `yaml:"playbooks"`
+	// Approvals configures the approval policy of actions (approvals).
+	Approvals Approvals `yaml:"approvals"`
 }
 
 // Log configures logging.

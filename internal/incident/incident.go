@@ -42,6 +42,13 @@ type Store interface {
 // Kicker wakes the outbox worker.
 type Kicker interface{ Kick() }
 
+// Reports stores each thread's report and renders it with the state of the
+// thread's action requests (approvals.Service), so that the message can be
+// re-rendered when a request changes without diagnosing again.
+type Reports interface {
+	SaveAndRender(ctx context.Context, threadKey string, r *report.Report) ([]byte, error)
+}
+
 // Processor implements webhook.Processor.
 type Processor struct {
 	Config    *config.Config
@@ -52,6 +59,7 @@ type Processor struct {
 	Outbox    Kicker
 	Now       func() time.Time
 	Log       *slog.Logger
+	Reports   Reports // may be nil: reports are not stored
 }
 
 func (p *Processor) now() time.Time {
@@ -236,6 +244,12 @@ func (p *Processor) Process(ctx context.Context, n store.Notification, m *webhoo
 		}
 	}
 	body, err := Encode(r, msg.Previous)
+	if err == nil && p.Reports != nil {
+		body, err = p.Reports.SaveAndRender(ctx, threadKey, r)
+		if err == nil && msg.Previous != nil {
+			body, err = withPrevious(body, msg.Previous)
+		}
+	}
 	if err != nil {
 		return err
 	}
@@ -355,5 +369,16 @@ func Encode(r *report.Report, previous *chslack.PreviousMessage) ([]byte, error)
 		return nil, err
 	}
 	msg.Plain = buf.String()
+	return json.Marshal(msg)
+}
+
+// withPrevious adds the link to the message a re-fire follows to an
+// encoded message (the approvals renderer does not know about it).
+func withPrevious(body []byte, previous *chslack.PreviousMessage) ([]byte, error) {
+	var msg chslack.Message
+	if err := json.Unmarshal(body, &msg); err != nil {
+		return nil, err
+	}
+	msg.Previous = previous
 	return json.Marshal(msg)
 }

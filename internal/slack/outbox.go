@@ -365,6 +365,9 @@ func (ob *Outbox) send(ctx context.Context, e store.OutboxEntry) bool {
 	case store.KindUpdate:
 		ob.lastUpdate = now
 		channel, ts, _, err = ob.api.UpdateMessageContext(cctx, e.ThreadChannel, e.ThreadTS, opts...)
+	case store.KindReplyUpdate:
+		ob.lastUpdate = now
+		channel, ts, err = ob.updateReply(cctx, e.ID, e.ThreadChannel, opts)
 	default:
 		err = fmt.Errorf("unknown outbox kind %q", e.Kind)
 	}
@@ -557,7 +560,7 @@ func (ob *Outbox) backoff(attempt int) time.Duration {
 // chmedic_slack_reconcile_total{result="resent_unverified"}.
 func (ob *Outbox) reconcile(ctx context.Context, e store.OutboxEntry) {
 	log := ob.o.Log.With("outbox_id", e.ID, "kind", e.Kind, "thread_key", e.ThreadKey)
-	if e.Kind == store.KindUpdate {
+	if e.Kind == store.KindUpdate || e.Kind == store.KindReplyUpdate {
 		ob.markRetry(ctx, e, ob.o.Now(), "outcome unknown; resending the update", false, log)
 		return
 	}

@@ -173,6 +173,13 @@ var migrations = []string{
 	ALTER TABLE slack_threads ADD COLUMN resolved_at INTEGER NOT NULL DEFAULT 0;
 	CREATE INDEX action_requests_thread ON action_requests (thread_key, state);
 	CREATE INDEX action_requests_state ON action_requests (state, created_at);`,
+	// 7 (approvals): requests (the plan and its hash), one vote per user, one
+	// execution per request, the append-only audit log, each thread's
+	// report (re-rendered with the request states) and the heartbeats of
+	// running servers (see approvals.go).
+	migrationApprovals,
+	// 8: keyed thread replies updated in place (see replies.go).
+	migrationKeyedReplies,
 }
 
 func (s *Store) migrate(ctx context.Context) error {
