@@ -2,6 +2,7 @@ package approvals
 
 import (
 	"context"
+	"log/slog"
 	"time"
 
 	"github.com/chmedic/chmedic/internal/store"
@@ -85,4 +86,19 @@ func joinNonEmpty(a, b string) string {
 		return a
 	}
 	return a + "; " + b
+}
+
+// TransportRefusals records the Slack transport's refusals (bad signature,
+// stale, replay, malformed) in the audit log: the RefusalRecorder the
+// Dispatcher reports to.
+type TransportRefusals struct {
+	Audit Audit
+	Log   *slog.Logger
+}
+
+// Refused implements RefusalRecorder.
+func (t TransportRefusals) Refused(ctx context.Context, reason, detail string) {
+	if err := t.Audit.Refused(ctx, Attempt{Via: "slack", Reason: reason, Detail: detail}); err != nil && t.Log != nil {
+		t.Log.Error("audit: recording a refused Slack request failed", "reason", reason, "err", err)
+	}
 }

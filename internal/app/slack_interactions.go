@@ -26,10 +26,17 @@ type InteractionOptions struct {
 // slack.socket_mode is set, and the user-group resolver.
 func (a *App) setupInteractions() {
 	cfg, log := a.cfg, a.log
+	clicks, refusals := a.opts.Clicks, a.opts.Refusals
+	if clicks == nil && a.Approvals != nil {
+		clicks = a.Approvals
+	}
+	if refusals == nil && a.Approvals != nil {
+		refusals = approvals.TransportRefusals{Audit: a.Approvals.Audit(), Log: log}
+	}
 	a.Interactions = &approvals.Dispatcher{
-		Clicks:    a.opts.Clicks,
+		Clicks:    clicks,
 		Commands:  a.opts.Commands,
-		Refusals:  a.opts.Refusals,
+		Refusals:  refusals,
 		Responder: &approvals.ResponseURLResponder{Client: a.opts.HTTPClient},
 		Metrics:   approvals.NewInteractionMetrics(a.reg),
 		Log:       log,
@@ -39,6 +46,10 @@ func (a *App) setupInteractions() {
 		a.UserGroups = chslack.NewUserGroups(interactionsSlackClient(&cfg.Slack, a.opts.HTTPClient), cfg.Slack.UserGroupCacheTTL, a.opts.Now)
 	} else {
 		a.UserGroups = chslack.NewUserGroups(nil, cfg.Slack.UserGroupCacheTTL, a.opts.Now)
+	}
+
+	if a.Approvals != nil {
+		a.Approvals.SetGroupResolver(a.UserGroups)
 	}
 
 	h := &approvals.HTTPHandler{Dispatcher: a.Interactions}
@@ -60,7 +71,7 @@ func (a *App) setupInteractions() {
 			Registerer: a.reg,
 		})
 	}
-	if a.opts.Clicks == nil {
+	if clicks == nil {
 		log.Info("approval actions are not enabled: clicks are answered \"not enabled\" and run nothing")
 	}
 }
