@@ -246,7 +246,7 @@ func headline(v view, fs []Finding) string {
 	}
 	worst := fs[0]
 	if worst.Status == probe.OK || worst.Status == probe.Unknown {
-		return fmt.Sprintf("No problem found; %d checks could not be completed on this server version or setup (see below).", countStatus(fs, probe.Unknown))
+		return fmt.Sprintf("No problem found; %d checks could not be completed (see below).", countStatus(fs, probe.Unknown))
 	}
 	where := ""
 	if worst.Node != "" {

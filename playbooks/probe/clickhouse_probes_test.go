@@ -205,8 +205,11 @@ func TestClickHouseKeeperSessions(t *testing.T) {
 			attrs: map[string]string{"keeper_host": "zk1:2181"}},
 		{name: "18.16 fallback: a session open", era: "18", resp: []fakeResp{{match: "system.metrics", rows: []clickhouse.Row{
 			{"metric": "ZooKeeperSession", "value": int64(1)}, {"metric": "ZooKeeperWatch", "value": int64(3)}}}},
+			// Point 4 of issue 7: listed as not available, not a finding
+			// that turns a healthy 18.16 cluster's headline UNKN.
 			status: Unknown, facts: map[string]float64{"sessions": 1}, noFacts: []string{"session_expired", "session_uptime_seconds"},
-			summary: []string{"not a live one"}, evidence: 2},
+			attrs:   map[string]string{AttrUnavailable: sessionsFallbackWhat},
+			summary: []string{"not available on ClickHouse 18.16", "not a live one"}, evidence: 2},
 		{name: "18.16 fallback: no session", era: "18", resp: []fakeResp{{match: "system.metrics", rows: []clickhouse.Row{
 			{"metric": "ZooKeeperSession", "value": int64(0)}}}},
 			status: Crit, facts: map[string]float64{"sessions": 0, "session_expired": 1}, summary: []string{"ZooKeeperSession = 0"}},
