@@ -48,7 +48,8 @@ type Liveness struct {
 	// ClickHouse Keeper, refused by its whitelist after accepting the
 	// connection.
 	Alive bool
-	// AnsweredBy is the first word that proved it ("" when not alive).
+	// AnsweredBy is the first word that got a real answer, else the first
+	// one refused ("" when not alive).
 	AnsweredBy string
 	// Tried counts the words actually sent (not skipped, not invalid).
 	Tried int
@@ -61,6 +62,7 @@ type Liveness struct {
 // on ZooKeeper, an empty answer is not a refusal).
 func (s Snapshot) Liveness(kind Flavor) Liveness {
 	var l Liveness
+	firstRefused := false // AnsweredBy is a refused word
 	for _, r := range s.All {
 		if r.Skipped || errors.Is(r.Err, ErrInvalidCommand) {
 			continue
@@ -70,8 +72,12 @@ func (s Snapshot) Liveness(kind Flavor) Liveness {
 		if refused {
 			l.Refused = append(l.Refused, r.Cmd)
 		}
-		if !l.Alive && (r.Answered() || refused) {
-			l.Alive, l.AnsweredBy = true, r.Cmd
+		switch {
+		case !refused && r.Answered() && (!l.Alive || firstRefused):
+			// A real answer names the liveness better than a refusal.
+			l.Alive, l.AnsweredBy, firstRefused = true, r.Cmd, false
+		case refused && !l.Alive:
+			l.Alive, l.AnsweredBy, firstRefused = true, r.Cmd, true
 		}
 	}
 	return l

@@ -21,7 +21,7 @@ func TestLiveness(t *testing.T) {
 		by      string
 		refused []string
 	}{
-		{name: "zookeeper whitelist srvr only", kind: FlavorZooKeeper, alive: true, by: "ruok", refused: []string{"ruok", "mntr"},
+		{name: "zookeeper whitelist srvr only", kind: FlavorZooKeeper, alive: true, by: "srvr", refused: []string{"ruok", "mntr"},
 			handle: func(c net.Conn, w string) {
 				if w == "srvr" {
 					_, _ = io.WriteString(c, srvr)
@@ -29,7 +29,7 @@ func TestLiveness(t *testing.T) {
 				}
 				_, _ = io.WriteString(c, w+" is not executed because it is not in the whitelist.\n")
 			}},
-		{name: "clickhouse keeper closes on words outside its list", kind: FlavorClickHouseKeeper, alive: true, by: "ruok", refused: []string{"ruok", "mntr"},
+		{name: "clickhouse keeper closes on words outside its list", kind: FlavorClickHouseKeeper, alive: true, by: "srvr", refused: []string{"ruok", "mntr"},
 			handle: func(c net.Conn, w string) {
 				if w == "srvr" {
 					_, _ = io.WriteString(c, fixture(t, "chk25-srvr-observer.txt"))
@@ -42,6 +42,10 @@ func TestLiveness(t *testing.T) {
 				}
 			}},
 		{name: "zookeeper silent on every word", kind: FlavorZooKeeper, handle: func(net.Conn, string) {}},
+		{name: "only refusals", kind: FlavorZooKeeper, alive: true, by: "ruok", refused: []string{"ruok", "srvr", "mntr"},
+			handle: func(c net.Conn, w string) {
+				_, _ = io.WriteString(c, w+" is not executed because it is not in the whitelist.\n")
+			}},
 		{name: "connection refused", dead: true, kind: FlavorZooKeeper},
 	}
 	for _, tt := range tests {

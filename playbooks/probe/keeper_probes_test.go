@@ -170,8 +170,11 @@ func TestKeeperRuok(t *testing.T) {
 		// ZooKeeper 3.5+ default whitelist: only srvr. The refusal is
 		// itself an answer, and srvr answers: the node is up.
 		{name: "zookeeper whitelist srvr only", replies: map[string]string{"srvr": srvr},
-			status: OK, facts: map[string]float64{"ok": 1}, attrs: map[string]string{"alive_by": "ruok", AttrRefusedWord: "ruok"},
-			summary: []string{"alive", "refused by the whitelist"}},
+			status: OK, facts: map[string]float64{"ok": 1}, attrs: map[string]string{"alive_by": "srvr", AttrRefusedWord: "ruok"},
+			summary: []string{"alive: srvr answered (ruok is refused by the whitelist)"}},
+		{name: "every word refused", replies: map[string]string{}, words: []string{"ruok", "srvr"},
+			status: OK, facts: map[string]float64{"ok": 1}, attrs: map[string]string{"alive_by": "ruok"},
+			summary: []string{"alive: ruok was refused by the whitelist, which only a running server does"}},
 		// Liveness does not need ruok among the configured words.
 		{name: "ruok not asked", replies: map[string]string{"srvr": srvr}, words: []string{"srvr", "mntr"},
 			status: OK, facts: map[string]float64{"ok": 1}, attrs: map[string]string{"alive_by": "srvr"}, summary: []string{"alive: srvr answered"}},

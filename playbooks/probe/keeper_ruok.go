@@ -66,6 +66,8 @@ func keeperRuok() Spec {
 				r.SetAttr(AttrRequestedWords, fail.Attrs[AttrRequestedWords])
 			}
 			switch {
+			case live.AnsweredBy == "ruok":
+				r.Summary = "alive: ruok " + how
 			case fail.IsUnavailable():
 				r.Summary = fmt.Sprintf("alive: %s %s (ruok is refused by the whitelist)", live.AnsweredBy, how)
 			case fail.Skipped != "":
