@@ -334,7 +334,8 @@ func (e *Env) waitRows(ctx context.Context, c *ClickHouse, want int64) error {
 	}
 }
 
-// WaitHealthy waits until ZooKeeper answers ruok with imok and every
+// WaitHealthy waits until ZooKeeper serves (ruok → imok and srvr → Mode,
+// as far as its whitelist allows) and every
 // ClickHouse server runs with no read-only or session-expired replicated
 // table and active_replicas == total_replicas everywhere. Without a deadline
 // on ctx it gives up after 60 s. Its error says what was last wrong.
