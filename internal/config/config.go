@@ -201,6 +201,10 @@ type Thresholds struct {
 	ZnodeCountWarn int `yaml:"znode_count_warn"`
 	// ReplicatedTablesWarn (replicated_tables_warn) [1000].
 	ReplicatedTablesWarn int `yaml:"replicated_tables_warn"`
+	// ZxidWarnShare is the share of 2^32 reached by a ZooKeeper zxid's
+	// counter (its low 32 bits) that warns (zxid_warn_share) [0.9];
+	// 0 < x < 1. At 2^32 the ensemble forces a new epoch and sessions drop.
+	ZxidWarnShare float64 `yaml:"zxid_warn_share"`
 }
 
 // Cluster is one ClickHouse cluster with its Keeper ensemble.
@@ -408,6 +412,7 @@ func defaults() *Config {
 				FDRatioWarn:               0.8,
 				ZnodeCountWarn:            1000000,
 				ReplicatedTablesWarn:      1000,
+				ZxidWarnShare:             0.9,
 			},
 		},
 		Slack: Slack{

@@ -121,6 +121,9 @@ func (d *decoder) validateDiagnosis(g *Diagnosis) {
 	d.ratio(p+"fd_ratio_warn", t.FDRatioWarn)
 	d.atLeast(p+"znode_count_warn", t.ZnodeCountWarn, 1)
 	d.atLeast(p+"replicated_tables_warn", t.ReplicatedTablesWarn, 1)
+	if t.ZxidWarnShare <= 0 || t.ZxidWarnShare >= 1 {
+		d.fail(p+"zxid_warn_share", "must be greater than 0 and less than 1, got %g", t.ZxidWarnShare)
+	}
 }
 
 func (d *decoder) validateClusters(cs []Cluster) {

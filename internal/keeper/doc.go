@@ -56,6 +56,16 @@
 //     "<cmd> is not executed because it is not in the whitelist."; ClickHouse
 //     Keeper closes the connection without a byte for a command missing from
 //     four_letter_word_white_list ([ErrNoAnswer]).
+//   - Because of that difference, an empty answer reads per kind
+//     ([CommandResult.Refused]): a whitelist refusal on ClickHouse Keeper,
+//     the connection limit or an error state on ZooKeeper. Any answer, a
+//     refusal text included, proves the process is up
+//     ([Snapshot.Liveness]).
+//   - ClickHouse Keeper prints every mntr figure unsigned; a
+//     max_file_descriptor_count it cannot read prints as -1 cast to
+//     uint64, 18446744073709551615 ([Mntr.MaxFileDescriptorsUnlimited]).
+//   - isro answers "ro" on ZooKeeper in read-only mode (no quorum), but on
+//     ClickHouse Keeper for an observer, a normal non-voting member.
 //   - A ZooKeeper that lost quorum answers most words with "This ZooKeeper
 //     instance is not currently serving requests" (ClickHouse Keeper: "This
 //     instance is not currently serving requests"), and isro with "null";

@@ -59,6 +59,20 @@ func parseInt(s string) (int64, bool) {
 	return 0, false
 }
 
+// parseUint reads an unsigned 64-bit decimal, as ClickHouse Keeper prints
+// every mntr figure (a C++ uint64_t: -1 is printed as 2^64-1).
+func parseUint(s string) (uint64, bool) {
+	s = strings.TrimSpace(s)
+	if v, err := strconv.ParseUint(s, 10, 64); err == nil {
+		return v, true
+	}
+	// ZooKeeper prints longs; a negative one means "unknown" there.
+	if v, ok := parseInt(s); ok && v >= 0 {
+		return uint64(v), true
+	}
+	return 0, false
+}
+
 func parseFloat(s string) (float64, bool) {
 	f, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
 	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
@@ -175,12 +189,20 @@ type Mntr struct {
 	OutstandingRequests int64
 	ServerState         string // leader, follower, standalone, observer, read-only
 
-	ZnodeCount              int64
-	WatchCount              int64
-	EphemeralsCount         int64
-	ApproximateDataSize     int64 // bytes
-	OpenFileDescriptorCount int64 // absent on non-Unix servers
-	MaxFileDescriptorCount  int64
+	ZnodeCount          int64
+	WatchCount          int64
+	EphemeralsCount     int64
+	ApproximateDataSize int64 // bytes
+
+	// File descriptors, unsigned as ClickHouse Keeper prints them.
+	// HasFileDescriptors is false when the server printed neither (non-Unix
+	// servers). MaxFileDescriptorsUnlimited is set when the limit printed is
+	// 2^64-1: ClickHouse Keeper prints that (its -1) when the process has no
+	// limit it could read (RLIM_INFINITY); MaxFileDescriptorCount is then 0.
+	OpenFileDescriptorCount     uint64
+	MaxFileDescriptorCount      uint64
+	MaxFileDescriptorsUnlimited bool
+	HasFileDescriptors          bool
 
 	// Leader-only keys: nil when the server did not print them (it is not
 	// the leader), which differs from a printed 0 (a leader without
@@ -210,6 +232,16 @@ func (m Mntr) Int(key string) (int64, bool) {
 		return 0, false
 	}
 	return parseInt(v)
+}
+
+// Uint returns an unsigned metric by key (with or without the zk_ prefix),
+// accepting the full uint64 range.
+func (m Mntr) Uint(key string) (uint64, bool) {
+	v, ok := m.Raw[mntrKey(key)]
+	if !ok {
+		return 0, false
+	}
+	return parseUint(v)
 }
 
 // Float returns a numeric metric by key (with or without the zk_ prefix).
@@ -273,8 +305,16 @@ func ParseMntr(s string) (Mntr, error) {
 	m.WatchCount = i("watch_count")
 	m.EphemeralsCount = i("ephemerals_count")
 	m.ApproximateDataSize = i("approximate_data_size")
-	m.OpenFileDescriptorCount = i("open_file_descriptor_count")
-	m.MaxFileDescriptorCount = i("max_file_descriptor_count")
+	open, hasOpen := m.Uint("open_file_descriptor_count")
+	limit, hasMax := m.Uint("max_file_descriptor_count")
+	m.OpenFileDescriptorCount = open
+	m.HasFileDescriptors = hasOpen || hasMax
+	switch {
+	case hasMax && limit == math.MaxUint64:
+		m.MaxFileDescriptorsUnlimited = true
+	case hasMax:
+		m.MaxFileDescriptorCount = limit
+	}
 	m.Followers = p("followers", "learners")
 	m.SyncedFollowers = p("synced_followers")
 	m.PendingSyncs = p("pending_syncs")

@@ -50,8 +50,9 @@ func TestParseMntr(t *testing.T) {
 		watches   int64
 		ephemeral int64
 		dataSize  int64
-		openFD    int64
-		maxFD     int64
+		openFD    uint64
+		maxFD     uint64
+		unlimited bool
 		followers *int64
 		synced    *int64
 		pending   *int64
@@ -93,6 +94,12 @@ func TestParseMntr(t *testing.T) {
 		{file: "chk24-mntr-follower.txt", release: "24.8.4.13", flavor: FlavorClickHouseKeeper, state: "follower", avg: 1, max: 311,
 			recv: 4410233, sent: 4410230, conns: 17, znodes: 1820331, watches: 10110, ephemeral: 311,
 			dataSize: 624331021, openFD: 120, maxFD: 500000, minKeys: 17},
+		// Written from FourLetterCommand.cpp (MonitorCommand::run): every
+		// figure is printed as uint64_t, and getMaxFileDescriptorCount()
+		// without a readable limit prints -1, i.e. 2^64-1.
+		{file: "chk25-mntr-observer.txt", release: "25.3.2.39", flavor: FlavorClickHouseKeeper, state: "observer", max: 9,
+			recv: 18833, sent: 18834, conns: 4, znodes: 88412, watches: 931, ephemeral: 12,
+			dataSize: 31188201, openFD: 143, maxFD: 0, unlimited: true, minKeys: 17},
 	}
 	for _, tt := range tests {
 		raw := fixture(t, tt.file)
@@ -119,6 +126,8 @@ func TestParseMntr(t *testing.T) {
 					{"OpenFileDescriptorCount", m.OpenFileDescriptorCount, tt.openFD}, {"MaxFileDescriptorCount", m.MaxFileDescriptorCount, tt.maxFD},
 					{"Followers", m.Followers, tt.followers}, {"SyncedFollowers", m.SyncedFollowers, tt.synced}, {"PendingSyncs", m.PendingSyncs, tt.pending},
 					{"IsLeader", m.IsLeader(), tt.state == "leader"},
+					{"MaxFileDescriptorsUnlimited", m.MaxFileDescriptorsUnlimited, tt.unlimited},
+					{"HasFileDescriptors", m.HasFileDescriptors, true},
 				}
 				for _, c := range check {
 					if !reflect.DeepEqual(c.got, c.want) {

@@ -12,7 +12,8 @@ type CommandResult struct {
 	Cmd      string
 	Raw      string        // the text received (possibly partial or a refusal)
 	Err      error         // transport error, refusal, parse error, or ErrSkipped
-	Duration time.Duration // 0 when skipped
+	Started  time.Time     // when the exchange began (zero when skipped)
+	Duration time.Duration // the real time of the exchange, connect to close; 0 when skipped
 	Skipped  bool          // not sent, see Err
 }
 
@@ -91,9 +92,9 @@ func (c *Client) Snapshot(ctx context.Context, addr string, cmds []string) Snaps
 			r.Skipped = true
 			r.Err = stopErr
 		default:
-			t0 := time.Now()
+			r.Started = time.Now()
 			r.Raw, r.Err = c.Command(ctx, addr, cmd)
-			r.Duration = time.Since(t0)
+			r.Duration = time.Since(r.Started)
 			if e := skipReason(ctx, r.Err); e != "" {
 				why := r.Err.Error()
 				var kerr *Error

@@ -44,7 +44,7 @@ func TestBindFailureIsDetected(t *testing.T) {
 		t.Logf("%s: bind failure detected in %s", name, time.Since(t0).Round(time.Millisecond))
 	}
 
-	zk, err := newZooKeeper(filepath.Join(dir, "zk"), port, bins.java, bins.zkClasspath)
+	zk, err := newZooKeeper(filepath.Join(dir, "zk"), port, bins.java, bins.zkClasspath, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -52,6 +52,9 @@ type Options struct {
 	// ZooKeeperSessionTimeout is ClickHouse's <zookeeper><session_timeout_ms>;
 	// default 6s, so that faults show within seconds.
 	ZooKeeperSessionTimeout time.Duration
+	// ZooKeeperWhitelist is ZooKeeper's 4lw.commands.whitelist; default
+	// "*" (every word). "srvr" is ZooKeeper 3.5+'s own default.
+	ZooKeeperWhitelist string
 	// NoAlertmanager leaves Alertmanager out (Env.Alertmanager is nil).
 	NoAlertmanager bool
 	// LogQueries sets log_queries in every settings profile; nil means on.
@@ -194,7 +197,7 @@ func start(ctx context.Context, opts Options, bins *binaries) (_ *Env, err error
 	}
 
 	zkDir := filepath.Join(dir, "zookeeper")
-	if e.ZooKeeper, err = newZooKeeper(zkDir, next(), bins.java, bins.zkClasspath); err != nil {
+	if e.ZooKeeper, err = newZooKeeper(zkDir, next(), bins.java, bins.zkClasspath, opts.ZooKeeperWhitelist); err != nil {
 		return e, fmt.Errorf("testenv: zookeeper config: %w", err)
 	}
 	for i := range opts.Replicas {
@@ -331,7 +334,8 @@ func (e *Env) waitRows(ctx context.Context, c *ClickHouse, want int64) error {
 	}
 }
 
-// WaitHealthy waits until ZooKeeper answers ruok with imok and every
+// WaitHealthy waits until ZooKeeper serves (ruok → imok and srvr → Mode,
+// as far as its whitelist allows) and every
 // ClickHouse server runs with no read-only or session-expired replicated
 // table and active_replicas == total_replicas everywhere. Without a deadline
 // on ctx it gives up after 60 s. Its error says what was last wrong.
@@ -360,7 +364,7 @@ func (e *Env) Healthy(ctx context.Context) error { return e.healthy(ctx) }
 func (e *Env) healthy(ctx context.Context) error {
 	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	if err := e.ZooKeeper.ruok(cctx); err != nil {
+	if err := e.ZooKeeper.serving(cctx); err != nil {
 		return err
 	}
 	for _, c := range e.ClickHouse {

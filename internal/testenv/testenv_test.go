@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -393,4 +394,33 @@ func errString(err error) string {
 		return ""
 	}
 	return err.Error()
+}
+
+// A ZooKeeper with ZooKeeper 3.5+'s default whitelist (srvr only) starts,
+// serves, answers srvr and refuses ruok the way the real server does.
+func TestZooKeeperWithWhitelist(t *testing.T) {
+	z := testenv.ZooKeeperFor(t, testenv.ZooKeeperOptions{Whitelist: "srvr"})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, err := z.FourLetterWord(ctx, "srvr")
+	if err != nil || !strings.Contains(out, "Mode: standalone") {
+		t.Fatalf("srvr: %q, %v", out, err)
+	}
+	out, err = z.FourLetterWord(ctx, "ruok")
+	if err != nil || strings.TrimSpace(out) != "ruok is not executed because it is not in the whitelist." {
+		t.Errorf("ruok: %q, %v", out, err)
+	}
+	if err := z.Alive(ctx); err != nil {
+		t.Errorf("Alive: %v", err)
+	}
+	if z.Allows("ruok") || !z.Allows("srvr") {
+		t.Errorf("Allows: whitelist %q", z.Whitelist)
+	}
+	dir := filepath.Dir(z.Dir)
+	if err := z.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("%s left behind: %v", dir, err)
+	}
 }

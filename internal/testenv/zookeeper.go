@@ -22,6 +22,9 @@ type ZooKeeper struct {
 	Dir     string // conf/, data/ and the log live here
 	LogPath string // the server's log (log4j to stdout)
 
+	// Whitelist is the server's 4lw.commands.whitelist ("*": every word).
+	Whitelist string
+
 	proc   *process
 	paused atomic.Bool
 }
@@ -29,12 +32,19 @@ type ZooKeeper struct {
 // zooKeeperReadyTimeout bounds the wait for ruok → imok after a start.
 const zooKeeperReadyTimeout = 30 * time.Second
 
-func newZooKeeper(dir string, port int, java string, classpath []string) (*ZooKeeper, error) {
+func newZooKeeper(dir string, port int, java string, classpath []string, whitelist string) (*ZooKeeper, error) {
+	if whitelist == "" {
+		whitelist = "*"
+	}
+	if strings.ContainsAny(whitelist, "\n\r") {
+		return nil, fmt.Errorf("zookeeper whitelist %q: one line", whitelist)
+	}
 	z := &ZooKeeper{
-		Addr:    net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
-		Port:    port,
-		Dir:     dir,
-		LogPath: filepath.Join(dir, "zookeeper.log"),
+		Addr:      net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
+		Port:      port,
+		Dir:       dir,
+		LogPath:   filepath.Join(dir, "zookeeper.log"),
+		Whitelist: whitelist,
 	}
 	conf := filepath.Join(dir, "conf")
 	data := filepath.Join(dir, "data")
@@ -54,7 +64,7 @@ func newZooKeeper(dir string, port int, java string, classpath []string) (*ZooKe
 		"minSessionTimeout=1000",
 		"maxSessionTimeout=60000",
 		"admin.enableServer=false",
-		"4lw.commands.whitelist=*",
+		"4lw.commands.whitelist=" + whitelist,
 		"preAllocSize=4096",
 		"snapCount=100000",
 		"",
@@ -104,9 +114,20 @@ func (z *ZooKeeper) Start(ctx context.Context) error {
 // serving checks that the server takes sessions: ruok answers imok as soon as
 // the port is bound, before the server is running (a session handshake is
 // then dropped), while srvr says "not currently serving requests" until it is.
+// Words the whitelist refuses are not asked (srvr is in ZooKeeper's default
+// whitelist; with neither word allowed any answer will do).
 func (z *ZooKeeper) serving(ctx context.Context) error {
-	if err := z.ruok(ctx); err != nil {
+	if !z.Allows("srvr") {
+		if z.Allows("ruok") {
+			return z.ruok(ctx)
+		}
+		_, err := z.FourLetterWord(ctx, "srvr")
 		return err
+	}
+	if z.Allows("ruok") {
+		if err := z.ruok(ctx); err != nil {
+			return err
+		}
 	}
 	out, err := z.FourLetterWord(ctx, "srvr")
 	if err != nil {
@@ -211,3 +232,17 @@ func (z *ZooKeeper) ruok(ctx context.Context) error {
 
 // Ruok reports nil when the server answers ruok with imok.
 func (z *ZooKeeper) Ruok(ctx context.Context) error { return z.ruok(ctx) }
+
+// Allows reports whether the server's whitelist allows the word.
+func (z *ZooKeeper) Allows(word string) bool {
+	for _, w := range strings.Split(z.Whitelist, ",") {
+		if w = strings.TrimSpace(w); w == "*" || w == word {
+			return true
+		}
+	}
+	return false
+}
+
+// Alive reports nil when the server answers as a running server does
+// (ruok → imok where the whitelist allows ruok, else srvr's Mode).
+func (z *ZooKeeper) Alive(ctx context.Context) error { return z.serving(ctx) }

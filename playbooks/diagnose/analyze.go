@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/chmedic/chmedic/internal/keeper"
 	"github.com/chmedic/chmedic/playbooks/probe"
 )
 
@@ -15,6 +16,65 @@ type view struct {
 	results []probe.Result
 	th      probe.Thresholds
 	now     time.Time
+	// kind is clusters[].keeper.kind (FlavorUnknown: read the answers).
+	kind keeper.Flavor
+	// layout places the ClickHouse nodes in shards and replicas.
+	layout map[string]place
+}
+
+// input is what one round's analysis reads.
+type input struct {
+	results []probe.Result
+	th      probe.Thresholds
+	now     time.Time
+	kind    keeper.Flavor
+	layout  map[string]place
+}
+
+// keeperIs reports whether the coordination service is of kind k: the
+// configured kind, else what the nodes say they are.
+func (v view) keeperIs(k keeper.Flavor) bool {
+	if v.kind != keeper.FlavorUnknown {
+		return v.kind == k
+	}
+	flavors := append(v.attr("keeper.mntr", "flavor"), v.attr("keeper.srvr", "flavor")...)
+	if len(flavors) == 0 {
+		return k == keeper.FlavorZooKeeper
+	}
+	for _, f := range flavors {
+		if f == string(k) {
+			return true
+		}
+	}
+	return false
+}
+
+// keeperMax is the largest per-node value of a coordination figure, read
+// from mntr where that node answered it, else from srvr (the one word
+// ZooKeeper 3.5+ allows by default).
+func (v view) keeperMax(mntrFact, srvrFact string) (float64, string, bool) {
+	fromMntr := map[string]bool{}
+	best, node, found := math.Inf(-1), "", false
+	for _, r := range v.ran("keeper.mntr") {
+		if f, ok := r.Fact(mntrFact); ok {
+			fromMntr[r.Node] = true
+			if f > best {
+				best, node, found = f, r.Node, true
+			}
+		}
+	}
+	if srvrFact == "" {
+		return best, node, found
+	}
+	for _, r := range v.ran("keeper.srvr") {
+		if fromMntr[r.Node] {
+			continue
+		}
+		if f, ok := r.Fact(srvrFact); ok && f > best {
+			best, node, found = f, r.Node, true
+		}
+	}
+	return best, node, found
 }
 
 // ran returns the results of a probe that actually ran (not skipped).
@@ -95,11 +155,19 @@ var causeFuncs = []causeFunc{
 	causeReconnectionHerd,
 	causeJVMGC,
 	causeConnectionExhaustion,
+	causeZxidOverflow,
+	causeShardUnavailable,
 }
 
+// analyze reads results without a configured kind or layout.
 func analyze(results []probe.Result, th probe.Thresholds, now time.Time) (fs []Finding, cs []Cause, verdict string, worst probe.Status) {
-	v := view{results: results, th: th, now: now}
-	fs = findings(results)
+	return analyzeRound(input{results: results, th: th, now: now})
+}
+
+func analyzeRound(in input) (fs []Finding, cs []Cause, verdict string, worst probe.Status) {
+	results := in.results
+	v := view{results: results, th: in.th, now: in.now, kind: in.kind, layout: in.layout}
+	fs = append(shardFindings(v), findings(results, in.layout)...)
 	for _, f := range fs {
 		if f.Status.Worse(worst) {
 			worst = f.Status
@@ -150,7 +218,7 @@ func headline(v view, fs []Finding) string {
 	case kmeasured > 0 && len(kdown) == kmeasured:
 		return fmt.Sprintf("The coordination service does not answer on any of its %d nodes.", kmeasured)
 	}
-	if lat, node, ok := v.max("keeper.mntr", "avg_latency_ms"); ok && lat >= ms(v.th.KeeperLatencyWarn) {
+	if lat, node, ok := v.keeperMax("avg_latency_ms", "latency_avg_ms"); ok && lat >= ms(v.th.KeeperLatencyWarn) {
 		level := "stressed"
 		if lat >= ms(v.th.KeeperLatencyCrit) {
 			level = "severely degraded"
@@ -178,7 +246,7 @@ func headline(v view, fs []Finding) string {
 	}
 	worst := fs[0]
 	if worst.Status == probe.OK || worst.Status == probe.Unknown {
-		return fmt.Sprintf("No problem found; %d checks could not be completed on this server version or setup (see below).", countStatus(fs, probe.Unknown))
+		return fmt.Sprintf("No problem found; %d checks could not be completed (see below).", countStatus(fs, probe.Unknown))
 	}
 	where := ""
 	if worst.Node != "" {
@@ -261,6 +329,9 @@ func causeKeeperDown(v view) Cause {
 		c.Against = append(c.Against, fmt.Sprintf("%d of %d ClickHouse nodes reach it", lm-len(lost), lm))
 	}
 	states := v.attr("keeper.mntr", "server_state")
+	if len(states) == 0 {
+		states = v.attr("keeper.srvr", "mode")
+	}
 	leaders := 0
 	for _, s := range states {
 		if s == "leader" || s == "standalone" {
@@ -275,7 +346,10 @@ func causeKeeperDown(v view) Cause {
 	}
 	if ro := v.nodesWhere("keeper.isro", "read_only", positive); len(ro) > 0 {
 		c.Score += 0.2
-		c.For = append(c.For, fmt.Sprintf("%s serve read-only (no quorum)", nodesText(ro)))
+		c.For = append(c.For, fmt.Sprintf("%s serve read-only (ZooKeeper read-only mode: no quorum)", nodesText(ro)))
+	}
+	if obs := v.nodesWhere("keeper.isro", "observer", positive); len(obs) > 0 {
+		c.Against = append(c.Against, fmt.Sprintf("%s answer isro with ro because they are ClickHouse Keeper observers, not for lack of quorum", nodesText(obs)))
 	}
 	return c
 }
@@ -287,7 +361,7 @@ func causeNodeDown(v view) Cause {
 	switch {
 	case len(down) > 0:
 		c.Score = 0.7
-		c.For = append(c.For, fmt.Sprintf("%s unreachable (%d of %d nodes)", nodesText(down), len(down), n))
+		c.For = append(c.For, fmt.Sprintf("%s unreachable (%d of %d nodes)", nodesText(v.whereAll(down)), len(down), n))
 	case n > 0:
 		c.Against = append(c.Against, fmt.Sprintf("all %d ClickHouse nodes answer", n))
 	}
@@ -364,7 +438,7 @@ func causeMetadataExplosion(v view) Cause {
 			c.Against = append(c.Against, fmt.Sprintf("%.0f replicated tables per node", n))
 		}
 	}
-	if z, node, ok := v.max("keeper.mntr", "znode_count"); ok {
+	if z, node, ok := v.keeperMax("znode_count", "node_count"); ok {
 		if z >= float64(v.th.ZnodeCountWarn) {
 			c.Score += 0.3
 			c.For = append(c.For, fmt.Sprintf("%.0f znodes on %s (threshold %d)", z, node, v.th.ZnodeCountWarn))
@@ -387,7 +461,7 @@ func latencyElevated(v view) bool {
 	if lat, _, ok := v.max("clickhouse.keeper_latency", "latency_ms"); ok && lat >= ms(v.th.KeeperLatencyCrit) {
 		return true
 	}
-	if lat, _, ok := v.max("keeper.mntr", "avg_latency_ms"); ok && lat >= ms(v.th.KeeperLatencyWarn) {
+	if lat, _, ok := v.keeperMax("avg_latency_ms", "latency_avg_ms"); ok && lat >= ms(v.th.KeeperLatencyWarn) {
 		return true
 	}
 	return false
@@ -395,7 +469,7 @@ func latencyElevated(v view) bool {
 
 func causeDiskBottleneck(v view) Cause {
 	c := Cause{Name: "disk_bottleneck", Title: "a slow transaction-log disk on the coordination nodes"}
-	avg, node, ok := v.max("keeper.mntr", "avg_latency_ms")
+	avg, node, ok := v.keeperMax("avg_latency_ms", "latency_avg_ms")
 	if !ok {
 		return c
 	}
@@ -405,11 +479,11 @@ func causeDiskBottleneck(v view) Cause {
 	}
 	c.Score += 0.4
 	c.For = append(c.For, fmt.Sprintf("average latency %.1f ms on %s (healthy is under %s)", avg, node, v.th.KeeperLatencyWarn))
-	if out, onode, ok := v.max("keeper.mntr", "outstanding_requests"); ok && out >= float64(v.th.OutstandingRequestsWarn) {
+	if out, onode, ok := v.keeperMax("outstanding_requests", "outstanding"); ok && out >= float64(v.th.OutstandingRequestsWarn) {
 		c.Score += 0.2
 		c.For = append(c.For, fmt.Sprintf("%.0f outstanding requests on %s: requests queue behind the log writes", out, onode))
 	}
-	if z, _, ok := v.max("keeper.mntr", "znode_count"); ok && z < float64(v.th.ZnodeCountWarn) {
+	if z, _, ok := v.keeperMax("znode_count", "node_count"); ok && z < float64(v.th.ZnodeCountWarn) {
 		if d, _, ok := v.max("clickhouse.ddl_storm", "ddl_count"); !ok || d < float64(v.th.DDLStormCount) {
 			c.Score += 0.1
 			c.For = append(c.For, "neither metadata size nor DDL volume explains the latency")
@@ -486,22 +560,15 @@ func causeReconnectionHerd(v view) Cause {
 
 func causeJVMGC(v view) Cause {
 	c := Cause{Name: "jvm_gc", Title: "JVM garbage-collection pauses on ZooKeeper"}
-	flavors := v.attr("keeper.mntr", "flavor")
-	zk := false
-	for _, f := range flavors {
-		if f == "zookeeper" {
-			zk = true
-		}
-	}
-	if len(flavors) > 0 && !zk {
+	if !v.keeperIs(keeper.FlavorZooKeeper) {
 		c.Against = append(c.Against, "ClickHouse Keeper is not JVM-based")
 		return c
 	}
-	maxLat, node, ok := v.max("keeper.mntr", "max_latency_ms")
+	maxLat, node, ok := v.keeperMax("max_latency_ms", "latency_max_ms")
 	if !ok {
 		return c
 	}
-	avg, _, _ := v.max("keeper.mntr", "avg_latency_ms")
+	avg, _, _ := v.keeperMax("avg_latency_ms", "latency_avg_ms")
 	if maxLat >= ms(v.th.KeeperLatencyCrit) && avg < ms(v.th.KeeperLatencyWarn) {
 		c.Score += 0.4
 		c.For = append(c.For, fmt.Sprintf("latency spikes to %.0f ms on %s while the average is %.1f ms: pauses, not sustained load", maxLat, node, avg))

@@ -280,7 +280,7 @@ func TestSkippedChecksAreNotFindings(t *testing.T) {
 		{Probe: "keeper.conf", Node: "zk-1", Status: probe.Unknown, Skipped: "node unreachable (ruok: refused)"},
 		{Probe: "clickhouse.keeper_latency", Node: "ch-1", Status: probe.Unknown, Skipped: exp},
 	}
-	fs := findings(results)
+	fs := findings(results, nil)
 	if len(fs) != 1 || fs[0].Probe != "keeper.ruok" {
 		t.Fatalf("findings %+v, want only the ruok failure", fs)
 	}

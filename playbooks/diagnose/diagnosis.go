@@ -8,10 +8,12 @@ package diagnose
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
 
+	"github.com/chmedic/chmedic/internal/keeper"
 	"github.com/chmedic/chmedic/playbooks/probe"
 )
 
@@ -35,6 +37,10 @@ type Diagnosis struct {
 	// (e.g. the other four-letter words after a node did not answer ruok),
 	// apart from those SkippedExpensive explains; they are not findings.
 	Skipped []string `json:"skipped,omitempty"`
+	// UnavailableShards lists the shards none of whose replicas is up and
+	// writable (each also a "cluster.shards" finding); a rolling action
+	// must not take down another replica of these.
+	UnavailableShards []int `json:"unavailable_shards,omitempty"`
 	// SkippedExpensive explains why the probes that read the coordination
 	// service were not run, when they were not.
 	SkippedExpensive string `json:"skipped_expensive,omitempty"`
@@ -45,9 +51,13 @@ type Diagnosis struct {
 
 // Finding is one thing worth telling the engineer, worst first.
 type Finding struct {
-	Status   probe.Status  `json:"status"`
-	Probe    string        `json:"probe"`
-	Node     string        `json:"node,omitempty"`
+	Status probe.Status `json:"status"`
+	Probe  string       `json:"probe"`
+	Node   string       `json:"node,omitempty"`
+	// Shard and Replica place a ClickHouse node's finding in the
+	// cluster's layout (0 / "" when unknown or not a ClickHouse node).
+	Shard    int           `json:"shard,omitempty"`
+	Replica  string        `json:"replica,omitempty"`
 	Summary  string        `json:"summary"`
 	Evidence []probe.Table `json:"evidence,omitempty"`
 }
@@ -92,13 +102,17 @@ func (d *Diagnosis) ResultsFor(name string) []probe.Result {
 }
 
 // findings lists every non-ok result, worst first, then by probe and node.
-func findings(results []probe.Result) []Finding {
+func findings(results []probe.Result, layout map[string]place) []Finding {
 	var fs []Finding
 	for _, r := range results {
 		if r.Status == probe.OK || r.Skipped != "" || r.IsUnavailable() {
 			continue
 		}
-		fs = append(fs, Finding{Status: r.Status, Probe: r.Probe, Node: r.Node, Summary: r.Summary, Evidence: r.Evidence})
+		f := Finding{Status: r.Status, Probe: r.Probe, Node: r.Node, Summary: r.Summary, Evidence: r.Evidence}
+		if p, ok := layout[r.Node]; ok && p.Shard > 0 && strings.HasPrefix(r.Probe, "clickhouse.") {
+			f.Shard, f.Replica = p.Shard, p.Replica
+		}
+		fs = append(fs, f)
 	}
 	sort.SliceStable(fs, func(i, j int) bool {
 		if fs[i].Status != fs[j].Status {
@@ -113,12 +127,26 @@ func findings(results []probe.Result) []Finding {
 }
 
 // notAvailable lists the checks the servers cannot answer, one line each,
-// collapsing nodes that share the reason.
+// collapsing nodes that share the reason. Four-letter words a whitelist
+// refused make one line per kind and word set, with how to allow them.
 func notAvailable(results []probe.Result) []string {
 	type key struct{ probe, what string }
 	nodes := map[key][]string{}
 	var order []key
+	refused := map[string][]string{} // node → words
+	requested := map[string]string{}
+	kinds := map[string]string{}
+	var refusedNodes []string
 	for _, r := range results {
+		if w := r.Attrs[probe.AttrRefusedWord]; w != "" {
+			if _, ok := refused[r.Node]; !ok {
+				refusedNodes = append(refusedNodes, r.Node)
+			}
+			refused[r.Node] = append(refused[r.Node], w)
+			requested[r.Node] = r.Attrs[probe.AttrRequestedWords]
+			kinds[r.Node] = r.Attrs[probe.AttrKeeperKind]
+			continue
+		}
 		if !r.IsUnavailable() {
 			continue
 		}
@@ -131,6 +159,28 @@ func notAvailable(results []probe.Result) []string {
 	var out []string
 	for _, k := range order {
 		out = append(out, fmt.Sprintf("%s (%s): %s", k.probe, strings.Join(nodes[k], ", "), k.what))
+	}
+	type group struct{ kind, words, requested string }
+	gnodes := map[group][]string{}
+	var gorder []group
+	for _, n := range refusedNodes {
+		req := strings.Split(requested[n], ",")
+		words := refused[n]
+		sort.SliceStable(words, func(i, j int) bool { return slices.Index(req, words[i]) < slices.Index(req, words[j]) })
+		g := group{kinds[n], strings.Join(words, ", "), requested[n]}
+		if _, ok := gnodes[g]; !ok {
+			gorder = append(gorder, g)
+		}
+		gnodes[g] = append(gnodes[g], n)
+	}
+	for _, g := range gorder {
+		kind := keeper.ParseFlavor(g.kind)
+		name := "ZooKeeper"
+		if kind == keeper.FlavorClickHouseKeeper {
+			name = "ClickHouse Keeper"
+		}
+		out = append(out, fmt.Sprintf("four-letter words %s refused by %s's whitelist on %s: %s",
+			g.words, name, strings.Join(gnodes[g], ", "), probe.WhitelistAdvice(kind, strings.Split(g.requested, ","))))
 	}
 	return out
 }

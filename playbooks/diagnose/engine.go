@@ -22,6 +22,11 @@ type Cluster struct {
 	ClickHouse     []ClickHouseNode
 	Keeper         []KeeperNode
 	KeeperCommands []string
+	// KeeperKind is clusters[].keeper.kind ("zookeeper" or
+	// "clickhouse-keeper"): it decides how the four-letter-word answers
+	// are read and which advice is given. Empty: each node's own answer
+	// decides, else ZooKeeper.
+	KeeperKind string
 	// Discover, when set, returns more ClickHouse nodes (found in
 	// system.clusters on a seed node); it caches and bounds itself.
 	Discover func(ctx context.Context) ([]ClickHouseNode, error)
@@ -32,6 +37,12 @@ type ClickHouseNode struct {
 	Name string
 	Addr string
 	Conn probe.ClickHouse
+	// Shard (1-based) and Replica place the node in the cluster's layout
+	// (clusters[].clickhouse.nodes[].shard, .replica). Shard 0 is unknown
+	// (e.g. a discovered node): such a node is left out of the per-shard
+	// verdict. Replica defaults to Name.
+	Shard   int
+	Replica string
 }
 
 // KeeperNode is one ZooKeeper / ClickHouse Keeper server.
@@ -67,6 +78,10 @@ type Engine struct {
 
 	mu    sync.Mutex
 	cache map[string]*Diagnosis
+	// zxids holds, per cluster and coordination node, the zxid seen by the
+	// previous round (one entry per configured node: bounded), so that a
+	// round can tell that the epoch just changed.
+	zxids map[string]map[string]zxidMark
 
 	rounds   *prometheus.CounterVec
 	requests *prometheus.CounterVec
@@ -100,10 +115,15 @@ func New(clusters []*Cluster, o Options) *Engine {
 	if o.Thresholds == (probe.Thresholds{}) {
 		o.Thresholds = probe.DefaultThresholds()
 	}
+	if o.Thresholds.ZxidWarnShare == 0 {
+		// Callers that predate the threshold get the configuration's default.
+		o.Thresholds.ZxidWarnShare = probe.DefaultThresholds().ZxidWarnShare
+	}
 	e := &Engine{
 		opts:     o,
 		clusters: make(map[string]*Cluster, len(clusters)),
 		cache:    make(map[string]*Diagnosis),
+		zxids:    make(map[string]map[string]zxidMark),
 		rounds: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "chmedic_diagnosis_rounds_total", Help: "Diagnosis rounds actually run (probes sent), by cluster.",
 		}, []string{"cluster"}),
@@ -235,7 +255,8 @@ func (e *Engine) round(parent context.Context, c *Cluster) *Diagnosis {
 
 	// Every probe reports exactly once into out, which is large enough
 	// that a straggler finishing after the budget never blocks.
-	total := len(cheap)*len(c.ClickHouse) + len(keeperSpecs)*len(c.Keeper) + len(expensive)*len(c.ClickHouse)
+	// (+len(expensive): a cluster-wide probe reports once even with no node.)
+	total := len(cheap)*len(c.ClickHouse) + len(keeperSpecs)*len(c.Keeper) + len(expensive)*(len(c.ClickHouse)+1)
 	out := make(chan probe.Result, total+1)
 	var wg sync.WaitGroup
 	var want []pending
@@ -291,7 +312,8 @@ func (e *Engine) round(parent context.Context, c *Cluster) *Diagnosis {
 			snap := snaps[i]
 			for _, s := range keeperSpecs {
 				want = append(want, pending{s, kn.Name})
-				t := &probe.Target{Cluster: c.Name, Node: kn.Name, Addr: kn.Addr, Keeper: &snap, Thresholds: e.opts.Thresholds, Now: e.opts.Now}
+				t := &probe.Target{Cluster: c.Name, Node: kn.Name, Addr: kn.Addr, Keeper: &snap, KeeperKind: keeper.ParseFlavor(c.KeeperKind),
+					Thresholds: e.opts.Thresholds, Now: e.opts.Now}
 				out <- e.runOne(ctx, s, t)
 			}
 		}
@@ -354,8 +376,17 @@ func (e *Engine) round(parent context.Context, c *Cluster) *Diagnosis {
 		results = append(results, r)
 		e.probes.WithLabelValues(r.Probe, r.Status.String()).Inc()
 	}
+	e.markZxids(c.Name, results)
 	d := &Diagnosis{Cluster: c.Name, Started: start, Results: results, SkippedExpensive: skipReason}
-	d.Findings, d.Causes, d.Verdict, d.Status = analyze(results, e.opts.Thresholds, start)
+	d.Findings, d.Causes, d.Verdict, d.Status = analyzeRound(input{
+		results: results, th: e.opts.Thresholds, now: start,
+		kind: keeper.ParseFlavor(c.KeeperKind), layout: layoutOf(c),
+	})
+	for _, f := range d.Findings {
+		if f.Probe == "cluster.shards" {
+			d.UnavailableShards = append(d.UnavailableShards, f.Shard)
+		}
+	}
 	d.NotAvailable = notAvailable(results)
 	d.Skipped = skipped(results, skipReason)
 	d.Duration = e.opts.Now().Sub(start)
@@ -376,7 +407,13 @@ func (e *Engine) runOne(ctx context.Context, s probe.Spec, t *probe.Target) (r p
 			r = probe.Result{Status: probe.Unknown, Summary: "probe failed unexpectedly", Error: fmt.Sprint(p)}
 			e.opts.Log.Error("probe panicked", "probe", s.Name, "node", t.Node, "panic", p)
 		}
-		r.Probe, r.Node, r.Started = s.Name, t.Node, start
+		r.Probe, r.Node = s.Name, t.Node
+		if s.Kind == probe.KindKeeper && !r.Started.IsZero() {
+			// Keeper probes evaluate the round's snapshot and report the
+			// real time of their word's exchange.
+			return
+		}
+		r.Started = start
 		r.Duration = e.opts.Now().Sub(start)
 	}()
 	return s.Run(ctx, t)
@@ -394,12 +431,19 @@ func (e *Engine) keeperSevere(c *Cluster, snaps []keeper.Snapshot) string {
 			continue
 		}
 		answering++
+		avg, outstanding, measured := 0.0, int64(0), false
 		if m := s.Mntr; m != nil && m.Err == nil {
-			if m.Value.AvgLatency >= ms(th.KeeperLatencyCrit) {
-				return fmt.Sprintf("coordination node %s already measured severely degraded (average latency %.0f ms ≥ %s); not adding load", c.Keeper[i].Name, m.Value.AvgLatency, th.KeeperLatencyCrit)
+			avg, outstanding, measured = m.Value.AvgLatency, m.Value.OutstandingRequests, true
+		} else if sv := s.Srvr; sv != nil && sv.Err == nil {
+			// srvr: the one word ZooKeeper 3.5+ allows by default.
+			avg, outstanding, measured = sv.Value.LatencyAvg, sv.Value.Outstanding, true
+		}
+		if measured {
+			if avg >= ms(th.KeeperLatencyCrit) {
+				return fmt.Sprintf("coordination node %s already measured severely degraded (average latency %.0f ms ≥ %s); not adding load", c.Keeper[i].Name, avg, th.KeeperLatencyCrit)
 			}
-			if m.Value.OutstandingRequests >= int64(th.OutstandingRequestsCrit) {
-				return fmt.Sprintf("coordination node %s already has %d outstanding requests (≥ %d); not adding load", c.Keeper[i].Name, m.Value.OutstandingRequests, th.OutstandingRequestsCrit)
+			if outstanding >= int64(th.OutstandingRequestsCrit) {
+				return fmt.Sprintf("coordination node %s already has %d outstanding requests (≥ %d); not adding load", c.Keeper[i].Name, outstanding, th.OutstandingRequestsCrit)
 			}
 		}
 	}

@@ -154,7 +154,10 @@ func TestModernQueriesOnClickHouse26(t *testing.T) {
 	}
 }
 
-// The check itself catches what it is for.
+// The check itself catches what it is for: each bad query fails for its
+// own reason (not merely "not ok": a check.js that failed everything, or
+// answered nothing useful, must not pass), and a good control query
+// passes, so the check can say yes as well as no.
 func TestChdbCheckCatchesBadQueries(t *testing.T) {
 	bad := []NamedQuery{
 		{Probe: "bad", Name: "column", SQL: "SELECT no_such_column FROM system.replicas"},
@@ -163,12 +166,37 @@ func TestChdbCheckCatchesBadQueries(t *testing.T) {
 		{Probe: "bad", Name: "enum", SQL: "SELECT count() FROM system.query_log WHERE type = 'QueryBegin'"},
 		{Probe: "bad", Name: "table", SQL: "SELECT 1 FROM system.no_such_table"},
 	}
-	_, got := runChdb(t, bad, []NamedQuery{{Probe: "bad", Name: "syntax", SQL: "SELEC 1"}})
-	for k, r := range got {
-		if r.OK {
+	good := NamedQuery{Probe: "good", Name: "control", SQL: "SELECT count() AS replicated_tables FROM system.replicas", Columns: []string{"replicated_tables"}}
+	parseBad := NamedQuery{Probe: "bad", Name: "syntax", SQL: "SELEC 1"}
+	parseGood := NamedQuery{Probe: "good", Name: "parse", SQL: "SELECT name FROM system.no_such_table_in_this_engine"}
+	_, got := runChdb(t, append(bad, good), []NamedQuery{parseBad, parseGood})
+	why := map[string]string{
+		"bad/column":      "no_such_column",
+		"bad/result":      "replicated_tables",
+		"bad/stub_column": "session_uptime",
+		"bad/enum":        "QueryBegin",
+		"bad/table":       "no_such_table",
+		"bad/syntax":      "Syntax error",
+	}
+	for k, want := range why {
+		r, ok := got[k]
+		switch {
+		case !ok:
+			t.Errorf("%s: no result from the check", k)
+		case r.OK:
 			t.Errorf("%s passed the check", k)
-		} else {
+		case !strings.Contains(r.Error, want):
+			t.Errorf("%s failed for another reason than %q: %q", k, want, r.Error)
+		default:
 			t.Logf("%s: %s", k, r.Error)
 		}
+	}
+	for _, k := range []string{"good/control", "good/parse"} {
+		if r, ok := got[k]; !ok || !r.OK {
+			t.Errorf("%s: the check rejects a good query: %+v", k, r)
+		}
+	}
+	if r := got["good/control"]; !r.Executed || len(r.Columns) != 1 || r.Columns[0].Name != "replicated_tables" {
+		t.Errorf("good/control was not analysed and run: %+v", r)
 	}
 }

@@ -21,7 +21,8 @@ package probe
 // servers without system.zookeeper_connection (18.16 ... 23.4) the probe
 // falls back to the ZooKeeperSession metric (and zookeeperSessionUptime()
 // from 21.11): 0 sessions is Crit, but 1 is no liveness signal (it stays 1
-// while the coordination service hangs), so the status is then Unknown.
+// while the coordination service hangs), so the check is then listed as not
+// available on that version (Result.Unavailable), not scored.
 
 import (
 	"context"
@@ -187,9 +188,9 @@ func keeperSessionsFromMetrics(ctx context.Context, r *Result, t *Target, v clic
 		r.Summary = fmt.Sprintf("node %s has no coordination session (ZooKeeperSession = 0)", node)
 		return
 	}
-	r.Status = Unknown
-	r.Summary = fmt.Sprintf("session details not available on ClickHouse %s (no system.zookeeper_connection); ZooKeeperSession = %d counts an open session, not a live one: it stays 1 while the coordination service hangs",
-		v, sessions)
+	// An open session is no liveness signal: the check this probe is for
+	// cannot run here. It is listed as not available, not scored.
+	r.Unavailable(sessionsFallbackWhat, v.String())
 }
 
 func boolFact(b bool) float64 {
@@ -198,3 +199,6 @@ func boolFact(b bool) float64 {
 	}
 	return 0
 }
+
+// sessionsFallbackWhat is what the metric fallback cannot tell.
+const sessionsFallbackWhat = "system.zookeeper_connection: session liveness (ZooKeeperSession = 1 counts an open session, not a live one: it stays 1 while the coordination service hangs)"

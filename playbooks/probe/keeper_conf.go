@@ -22,7 +22,7 @@ func keeperConf() Spec {
 			if err != nil {
 				return parseFailed("conf", err)
 			}
-			var r Result
+			r := keeperResult(t, "conf")
 			limit := "unlimited"
 			if c.HasMaxClientCnxns {
 				r.SetFact("max_client_cnxns", float64(c.MaxClientCnxns))

@@ -27,7 +27,7 @@ func keeperCons() Spec {
 			if err != nil {
 				return parseFailed("cons", err)
 			}
-			var r Result
+			r := keeperResult(t, "cons")
 			byIP := keeper.CountByIP(conns)
 			type ipCount struct {
 				ip string

@@ -21,7 +21,7 @@ func keeperDirs() Spec {
 			if err != nil {
 				return parseFailed("dirs", err)
 			}
-			var r Result
+			r := keeperResult(t, "dirs")
 			r.SetFact("data_bytes", float64(d.DataBytes))
 			r.SetFact("log_bytes", float64(d.LogBytes))
 			r.Summary = fmt.Sprintf("snapshots %s, transaction log %s", bytesText(d.DataBytes), bytesText(d.LogBytes))

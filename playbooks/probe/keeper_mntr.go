@@ -11,9 +11,12 @@ import (
 // keeper.mntr — the coordination node's own view of its load.
 //
 // Facts: avg_latency_ms, max_latency_ms, outstanding_requests, znode_count,
-// watch_count, ephemerals_count, alive_connections, open_fds, max_fds,
-// fd_ratio, followers, synced_followers, approximate_data_size.
-// Attrs: server_state, version, flavor ("zookeeper" or "clickhouse-keeper").
+// watch_count, ephemerals_count, alive_connections, open_fds (whenever
+// printed), max_fds and fd_ratio (when there is a limit), followers,
+// synced_followers, approximate_data_size.
+// Attrs: server_state, version, flavor ("zookeeper" or "clickhouse-keeper",
+// as the server says), max_fds ("unlimited" when ClickHouse Keeper prints
+// 2^64-1), keeper_kind.
 func keeperMntr() Spec {
 	return Spec{Name: "keeper.mntr", Kind: KindKeeper, Doc: "Coordination latency, outstanding requests, znodes, watches, connections, file descriptors, followers (mntr).",
 		Run: func(_ context.Context, t *Target) Result {
@@ -28,7 +31,7 @@ func keeperMntr() Spec {
 			if err != nil {
 				return parseFailed("mntr", err)
 			}
-			var r Result
+			r := keeperResult(t, "mntr")
 			th := t.Thresholds
 			r.SetFact("avg_latency_ms", m.AvgLatency)
 			r.SetFact("max_latency_ms", m.MaxLatency)
@@ -62,9 +65,14 @@ func keeperMntr() Spec {
 				r.Raise(Warn)
 				notes = append(notes, fmt.Sprintf("%d outstanding requests", m.OutstandingRequests))
 			}
-			if m.MaxFileDescriptorCount > 0 {
-				ratio := float64(m.OpenFileDescriptorCount) / float64(m.MaxFileDescriptorCount)
+			if m.HasFileDescriptors {
 				r.SetFact("open_fds", float64(m.OpenFileDescriptorCount))
+			}
+			switch {
+			case m.MaxFileDescriptorsUnlimited:
+				r.SetAttr("max_fds", "unlimited")
+			case m.MaxFileDescriptorCount > 0:
+				ratio := float64(m.OpenFileDescriptorCount) / float64(m.MaxFileDescriptorCount)
 				r.SetFact("max_fds", float64(m.MaxFileDescriptorCount))
 				r.SetFact("fd_ratio", ratio)
 				if ratio >= th.FDRatioWarn {

@@ -21,7 +21,7 @@ func keeperWchs() Spec {
 			if err != nil {
 				return parseFailed("wchs", err)
 			}
-			var r Result
+			r := keeperResult(t, "wchs")
 			r.SetFact("watches", float64(w.TotalWatches))
 			r.SetFact("watch_paths", float64(w.Paths))
 			r.SetFact("watch_connections", float64(w.Connections))

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/chmedic/chmedic/internal/clickhouse"
+	"github.com/chmedic/chmedic/internal/config"
 	"github.com/chmedic/chmedic/internal/keeper"
 )
 
@@ -210,7 +211,12 @@ type Target struct {
 	ClickHouse ClickHouse
 	// Keeper is set for keeper probes: the node's four-letter-word
 	// snapshot, taken once per round (probes only evaluate it).
-	Keeper     *keeper.Snapshot
+	Keeper *keeper.Snapshot
+	// KeeperKind is clusters[].keeper.kind: how the answers are read
+	// (an empty answer is a whitelist refusal on ClickHouse Keeper, isro's
+	// "ro" means an observer there) and what advice is given. Unknown: the
+	// kind the server says it is, else ZooKeeper.
+	KeeperKind keeper.Flavor
 	Thresholds Thresholds
 	// Now is the clock (tests fix it).
 	Now func() time.Time
@@ -244,25 +250,34 @@ type Thresholds struct {
 	FDRatioWarn               float64
 	ZnodeCountWarn            int
 	ReplicatedTablesWarn      int
+	// ZxidWarnShare is the share of 2^32 at which a ZooKeeper zxid
+	// counter warns (diagnosis.thresholds.zxid_warn_share).
+	ZxidWarnShare float64
 }
 
-// DefaultThresholds are the limits of the reference runbooks.
-func DefaultThresholds() Thresholds {
+// DefaultThresholds are the limits of the reference runbooks: the
+// configuration's defaults (internal/config keeps them, once).
+func DefaultThresholds() Thresholds { return FromConfig(config.DefaultDiagnosis()) }
+
+// FromConfig converts the configuration's diagnosis thresholds.
+func FromConfig(d config.Diagnosis) Thresholds {
+	t := d.Thresholds
 	return Thresholds{
-		KeeperLatencyWarn:         10 * time.Millisecond,
-		KeeperLatencyCrit:         100 * time.Millisecond,
-		ReplicaDelayWarn:          5 * time.Minute,
-		ReplicationQueueTriesWarn: 5,
-		ReplicationQueueTriesCrit: 50,
-		DDLStuckAfter:             5 * time.Minute,
-		DDLStormWindow:            10 * time.Minute,
-		DDLStormCount:             50,
-		OutstandingRequestsWarn:   10,
-		OutstandingRequestsCrit:   100,
-		ConnectionsRatioWarn:      0.8,
-		FDRatioWarn:               0.8,
-		ZnodeCountWarn:            1_000_000,
-		ReplicatedTablesWarn:      1000,
+		KeeperLatencyWarn:         t.KeeperLatencyWarn,
+		KeeperLatencyCrit:         t.KeeperLatencyCrit,
+		ReplicaDelayWarn:          t.ReplicaDelayWarn,
+		ReplicationQueueTriesWarn: t.ReplicationQueueTriesWarn,
+		ReplicationQueueTriesCrit: t.ReplicationQueueTriesCrit,
+		DDLStuckAfter:             t.DDLStuckAfter,
+		DDLStormWindow:            d.DDLStormWindow,
+		DDLStormCount:             t.DDLStormCount,
+		OutstandingRequestsWarn:   t.OutstandingRequestsWarn,
+		OutstandingRequestsCrit:   t.OutstandingRequestsCrit,
+		ConnectionsRatioWarn:      t.ConnectionsRatioWarn,
+		FDRatioWarn:               t.FDRatioWarn,
+		ZnodeCountWarn:            t.ZnodeCountWarn,
+		ReplicatedTablesWarn:      t.ReplicatedTablesWarn,
+		ZxidWarnShare:             t.ZxidWarnShare,
 	}
 }
 

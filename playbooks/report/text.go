@@ -151,11 +151,7 @@ func writeDiagnosis(b *bufio.Writer, d *diagnose.Diagnosis, fs []diagnose.Findin
 		fmt.Fprintf(b, "All %d checks passed.\n", len(d.Results)-countUnavailable(d))
 	}
 	for _, f := range fs {
-		node := ""
-		if f.Node != "" {
-			node = f.Node + " "
-		}
-		fmt.Fprintf(b, "  %-4s %s%s: %s\n", StatusMark(f.Status), node, f.Probe, f.Summary)
+		fmt.Fprintf(b, "  %-4s %s%s: %s\n", StatusMark(f.Status), FindingPlace(f), f.Probe, f.Summary)
 		for _, t := range f.Evidence {
 			writeTable(b, t, "         ")
 		}
@@ -189,6 +185,22 @@ func writeDiagnosis(b *bufio.Writer, d *diagnose.Diagnosis, fs []diagnose.Findin
 	} else if d.Status != probe.OK {
 		fmt.Fprintf(b, "\n== Likely cause ==\nNo clear cause: the evidence is thin.\n")
 	}
+}
+
+// FindingPlace names where a finding is, with a trailing space: "ch-2
+// (shard 1, replica r2) ", "zk-1 ", "shard 2 " or "".
+func FindingPlace(f diagnose.Finding) string {
+	switch {
+	case f.Node != "" && f.Shard > 0 && f.Replica != "" && f.Replica != f.Node:
+		return fmt.Sprintf("%s (shard %d, replica %s) ", f.Node, f.Shard, f.Replica)
+	case f.Node != "" && f.Shard > 0:
+		return fmt.Sprintf("%s (shard %d) ", f.Node, f.Shard)
+	case f.Node != "":
+		return f.Node + " "
+	case f.Shard > 0:
+		return fmt.Sprintf("shard %d ", f.Shard)
+	}
+	return ""
 }
 
 func writeTable(b *bufio.Writer, t probe.Table, indent string) {
