@@ -70,7 +70,7 @@ func (d *discoverer) Discover(ctx context.Context) ([]diagnose.ClickHouseNode, e
 				}
 				d.conns[addr] = conn
 			}
-			out = append(out, diagnose.ClickHouseNode{Name: name, Addr: addr, Conn: conn})
+			out = append(out, diagnose.ClickHouseNode{Name: name, Addr: addr, Conn: conn, Shard: int(r.Int("shard_num")), Replica: name})
 		}
 		d.cached, d.at = out, d.now()
 		return out, nil

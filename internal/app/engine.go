@@ -32,25 +32,7 @@ func PlaybookValidator() playbooks.Validator {
 }
 
 // Thresholds converts the config's thresholds for the probes.
-func Thresholds(cfg *config.Config) probe.Thresholds {
-	t := cfg.Diagnosis.Thresholds
-	return probe.Thresholds{
-		KeeperLatencyWarn:         t.KeeperLatencyWarn,
-		KeeperLatencyCrit:         t.KeeperLatencyCrit,
-		ReplicaDelayWarn:          t.ReplicaDelayWarn,
-		ReplicationQueueTriesWarn: t.ReplicationQueueTriesWarn,
-		ReplicationQueueTriesCrit: t.ReplicationQueueTriesCrit,
-		DDLStuckAfter:             t.DDLStuckAfter,
-		DDLStormWindow:            cfg.Diagnosis.DDLStormWindow,
-		DDLStormCount:             t.DDLStormCount,
-		OutstandingRequestsWarn:   t.OutstandingRequestsWarn,
-		OutstandingRequestsCrit:   t.OutstandingRequestsCrit,
-		ConnectionsRatioWarn:      t.ConnectionsRatioWarn,
-		FDRatioWarn:               t.FDRatioWarn,
-		ZnodeCountWarn:            t.ZnodeCountWarn,
-		ReplicatedTablesWarn:      t.ReplicatedTablesWarn,
-	}
-}
+func Thresholds(cfg *config.Config) probe.Thresholds { return probe.FromConfig(cfg.Diagnosis) }
 
 // BuildEngine opens bounded (lazy) connections to every configured node and
 // returns the diagnosis engine and a function closing them. Nothing is
@@ -75,7 +57,7 @@ func BuildEngine(cfg *config.Config, log *slog.Logger, reg prometheus.Registerer
 	var clusters []*diagnose.Cluster
 	var discoverers []*discoverer
 	for _, c := range cfg.Clusters {
-		dc := &diagnose.Cluster{Name: c.Name, KeeperCommands: c.Keeper.Commands}
+		dc := &diagnose.Cluster{Name: c.Name, KeeperCommands: c.Keeper.Commands, KeeperKind: c.Keeper.Kind}
 		open := func(name, addr string) (*clickhouse.Node, error) {
 			opts := []clickhouse.Option{}
 			if sent != nil {
@@ -98,7 +80,7 @@ func BuildEngine(cfg *config.Config, log *slog.Logger, reg prometheus.Registerer
 			nodes = append(nodes, node)
 			seeds = append(seeds, node)
 			known[n.Address] = true
-			dc.ClickHouse = append(dc.ClickHouse, diagnose.ClickHouseNode{Name: n.Name, Addr: n.Address, Conn: node})
+			dc.ClickHouse = append(dc.ClickHouse, diagnose.ClickHouseNode{Name: n.Name, Addr: n.Address, Conn: node, Shard: n.Shard, Replica: n.Replica})
 		}
 		if c.ClickHouse.Discover {
 			d := &discoverer{cluster: c.ClickHouse.ClusterName, seeds: seeds, known: known, open: open, now: time.Now, conns: map[string]*clickhouse.Node{}}
