@@ -131,7 +131,9 @@ func TestRunnerOutcomes(t *testing.T) {
 			r := NewRunner(st, Registry{"fake": act}, RunnerOptions{})
 			exec := newExecution(t, st, fakePlan("a", "b", "c"), "req-"+tt.name)
 			var progress []string
-			out, err := r.Run(context.Background(), exec, func(p Progress) { progress = append(progress, fmt.Sprintf("%d/%d %s %s", p.Index, p.Total, p.Step.ID, p.State)) })
+			out, err := r.Run(context.Background(), exec, func(p Progress) {
+				progress = append(progress, fmt.Sprintf("%d/%d %s %s", p.Index, p.Total, p.Step.ID, p.State))
+			})
 			if err != nil {
 				t.Fatal(err)
 			}
