@@ -94,7 +94,15 @@ func (a *CollectLogs) bundle(ctx context.Context, plan Plan, d CollectLogsDetail
 	// Budget for the files: the cap less room for the manifest and the tar
 	// and gzip framing, so that the bundle itself stays under the cap even
 	// when nothing compresses.
-	budget := d.MaxBundleBytes - 64<<10 - d.MaxBundleBytes/500
+	nfiles := int64(0)
+	for _, res := range prior {
+		var rec SourceRecord
+		if json.Unmarshal(res.Data, &rec) == nil {
+			nfiles += int64(len(rec.Files))
+		}
+	}
+	draft, _ := json.MarshalIndent(prior, "", "  ")
+	budget := d.MaxBundleBytes - int64(len(draft)) - 8<<10 - nfiles*(1024+256) - d.MaxBundleBytes/500
 	type entry struct {
 		node, name, path string
 		size             int64
@@ -257,7 +265,7 @@ func summarize(m Manifest, size int64) string {
 			fmt.Fprintf(&b, ", %d %s", n, strings.ReplaceAll(st, "_", " "))
 		}
 	}
-	fmt.Fprintf(&b, "; %d secrets redacted; bundle %s.", m.Redactions, config.ByteSize(size))
+	fmt.Fprintf(&b, "; %d secrets redacted; bundle %s.", m.Redactions, humanBytes(size))
 	var problems []string
 	for _, n := range m.Nodes {
 		for _, s := range n.Sources {
@@ -370,4 +378,15 @@ func (a *CollectLogs) upload(ctx context.Context, plan Plan, d CollectLogsDetail
 	}
 	data, _ := json.Marshal(uploadResult{FileID: id})
 	return StepResult{Output: "bundle " + b.Name + " uploaded to the thread", Data: data}, nil
+}
+
+// humanBytes formats n as 1.2 MiB, 340 KiB or 512 B.
+func humanBytes(n int64) string {
+	switch {
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.0f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
 }

@@ -489,7 +489,7 @@ func (r SourceRecord) summary() string {
 		if r.LinesKept > 0 {
 			s += fmt.Sprintf(", %d lines", r.LinesKept)
 		}
-		s += fmt.Sprintf(", %s", config.ByteSize(r.Bytes))
+		s += ", " + humanBytes(r.Bytes)
 		if r.Truncated {
 			s += " (truncated)"
 		}

@@ -419,6 +419,8 @@ func (a *CollectLogs) collectLog(ctx context.Context, argv []string, glob string
 			rec.Status, rec.Reason = StatusCollected, "partly: "+red.String(runErr.Error())
 			return nil
 		}
+		os.Remove(filepath.Join(dir, f.Name))
+		rec.Files, rec.Bytes = nil, 0
 		return errors.New(red.String(runErr.Error()))
 	}
 	rec.Status = StatusCollected

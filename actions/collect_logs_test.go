@@ -1,0 +1,313 @@
+package actions
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chmedic/chmedic/internal/config"
+)
+
+var anchor = time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)
+
+// logLines writes a ClickHouse-format log around anchor: one line per
+// second from -30m to +30m, each padded to about size bytes, with a stack
+// trace line after the line at anchor.
+func writeLog(t *testing.T, path string, size int) {
+	t.Helper()
+	var b strings.Builder
+	for s := -1800; s <= 1800; s++ {
+		ts := anchor.Add(time.Duration(s) * time.Second)
+		fmt.Fprintf(&b, "%s.000123 [ 42 ] {} <Information> test: second %d %s\n", ts.Format("2006.01.02 15:04:05"), s, strings.Repeat("x", max(0, size-70)))
+		if s == 0 {
+			b.WriteString("  0. stack frame without a timestamp\n")
+		}
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	os.Chtimes(path, anchor.Add(time.Hour), anchor.Add(time.Hour))
+}
+
+func logConfig(t *testing.T, extra string) *config.Config {
+	return parseConfig(t, `
+clusters:
+  - name: lc
+    clickhouse:
+      nodes: [{name: a, address: 'a.example:9000'}, {name: b, address: 'b.example:9000'}]
+    keeper:
+      nodes: [{name: zk, address: 'zk.example:2181'}]
+    actions:
+      collect_logs:
+        log_timezone: UTC
+        sources: [server_log]
+`+extra, nil)
+}
+
+func fixedNow(t time.Time) func() time.Time { return func() time.Time { return t } }
+
+func TestLineTime(t *testing.T) {
+	ref := anchor
+	tests := []struct {
+		line string
+		want time.Time
+	}{
+		{"2026.12.01 08:00:01.123456 [ 1 ] {} <Information> x", anchor.Add(time.Second)},
+		{"2018.12.01 08:00:01.123 [ 1 ] <Error> x", time.Date(2018, 12, 1, 8, 0, 1, 0, time.UTC)},
+		{"2026-12-01 08:00:02,345 [myid:1] - INFO  [main:QuorumPeer@1] - x", anchor.Add(2 * time.Second)},
+		{"2026-12-01T09:00:03+01:00 host clickhouse-server[1]: x", anchor.Add(3 * time.Second)},
+		{"2026-12-01T08:00:04.5Z x", anchor.Add(4 * time.Second)},
+		{"Dec  1 08:00:05 host clickhouse-server[1]: x", anchor.Add(5 * time.Second)},
+		{"Dec 31 23:59:59 host x", time.Date(2025, 12, 31, 23, 59, 59, 0, time.UTC)}, // read in January: last year
+	}
+	for _, tt := range tests {
+		got, ok := LineTime([]byte(tt.line), time.UTC, ref.AddDate(0, 0, 0))
+		if tt.line[:3] == "Dec" && tt.line[4:6] == "31" {
+			got, ok = LineTime([]byte(tt.line), time.UTC, time.Date(2026, 1, 2, 0, 0, 0, 0, time.UTC))
+		}
+		if !ok || !got.Equal(tt.want) {
+			t.Errorf("%q → %v %v, want %v", tt.line, got, ok, tt.want)
+		}
+	}
+	if _, ok := LineTime([]byte("  at java.lang.Thread.run(Thread.java:750)"), time.UTC, ref); ok {
+		t.Error("a stack frame has a timestamp")
+	}
+}
+
+func TestLogFilterWindow(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "l.log")
+	writeLog(t, path, 80)
+	var b strings.Builder
+	lf := &LogFilter{Since: anchor.Add(-2 * time.Second), Until: anchor.Add(2 * time.Second), Loc: time.UTC, Redact: &Redactor{}, W: &b, MaxBytes: 1 << 20}
+	if err := readOne(path, lf); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
+	if len(lines) != 6 || !strings.Contains(lines[0], "second -2 ") || !strings.Contains(lines[3], "stack frame") || !strings.Contains(lines[5], "second 2 ") {
+		t.Fatalf("kept %d lines:\n%s", len(lines), b.String())
+	}
+	if lf.LinesKept != 6 || lf.LinesRead != 3602 {
+		t.Errorf("read %d kept %d", lf.LinesRead, lf.LinesKept)
+	}
+}
+
+// Per-source and bundle caps cut files and say so in the manifest; the
+// bundle stays under its cap.
+func TestCollectLogsSizeCaps(t *testing.T) {
+	dir := t.TempDir()
+	writeLog(t, filepath.Join(dir, "a", "server.log"), 200) // ±10 min: ~240 KB
+	writeLog(t, filepath.Join(dir, "b", "server.log"), 200)
+	cfg := logConfig(t, fmt.Sprintf(`        path: '%s/{{.Name}}/server.log'
+        max_source_bytes: 100KiB
+        max_bundle_bytes: 150KiB
+`, dir))
+	out, _ := runCollect(t, cfg, Deps{DataDir: t.TempDir(), Now: fixedNow(anchor.Add(time.Hour))}, Request{Cluster: "lc", AlertStart: anchor})
+	if out.State != ExecSucceeded {
+		t.Fatalf("%s: %s", out.State, out.Error)
+	}
+	bundle := out.Artifacts[0]
+	if bundle.Bytes > 150<<10 {
+		t.Errorf("bundle is %d bytes, over its 150KiB cap", bundle.Bytes)
+	}
+	_, files := readBundle(t, bundle.Path)
+	m := manifestOf(t, files)
+	a, _ := sourceOf(m, "a", "server_log")
+	if !a.Truncated || len(a.Files) != 1 || !strings.Contains(a.Files[0].Truncation, "max_source_bytes") || a.Files[0].Bytes > 100<<10 {
+		t.Errorf("a = %+v", a)
+	}
+	if int64(len(files["a/server_log.log"])) != a.Files[0].Bytes {
+		t.Errorf("a's file is %d bytes, the manifest says %d", len(files["a/server_log.log"]), a.Files[0].Bytes)
+	}
+	b, _ := sourceOf(m, "b", "server_log")
+	if !b.Truncated || !strings.Contains(b.Files[0].Truncation, "max_bundle_bytes") {
+		t.Errorf("b = %+v", b)
+	}
+	if len(m.Truncated) != 2 {
+		t.Errorf("manifest truncated = %v", m.Truncated)
+	}
+	// The window's start is kept (the cut is at the end).
+	if !strings.HasPrefix(string(files["a/server_log.log"]), "2026.12.01 07:50:00") {
+		t.Errorf("a starts with %.40q", files["a/server_log.log"])
+	}
+}
+
+// countingRunner is a CommandRunner that prints a log line of the window
+// and counts runs per node; it blocks for node b until its context ends
+// when block is set.
+type countingRunner struct {
+	mu    sync.Mutex
+	runs  map[string]int
+	block chan struct{}
+}
+
+func (c *countingRunner) Run(ctx context.Context, cmd Command) (CommandResult, error) {
+	node := cmd.Argv[1]
+	c.mu.Lock()
+	c.runs[node]++
+	block := c.block
+	c.mu.Unlock()
+	if node == "b" && block != nil {
+		close(block)
+		<-ctx.Done()
+		return CommandResult{Argv: cmd.Argv}, ctx.Err()
+	}
+	fmt.Fprintf(cmd.Stdout, "%s.1 [ 1 ] <Information> %s: password=hunter2\n", anchor.Format("2006.01.02 15:04:05"), node)
+	return CommandResult{Argv: cmd.Argv, Bytes: 10}, nil
+}
+
+// A resume does not redo a finished source: a's command ran once, b's
+// twice (interrupted, then again), and the bundle holds both.
+func TestCollectLogsResumeDoesNotRedoSources(t *testing.T) {
+	cfg := logConfig(t, "        command: [logs-of, '{{.Name}}', '{{.Since}}', '{{.Until}}']\n")
+	cr := &countingRunner{runs: map[string]int{}, block: make(chan struct{})}
+	deps := Deps{DataDir: t.TempDir(), Commands: cr, Now: fixedNow(anchor.Add(time.Hour))}
+	reg, err := NewRegistry(cfg, deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	plan, err := reg[CollectLogsKind].Plan(ctx, Request{Cluster: "lc", AlertStart: anchor})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := plan.Steps[0].Command; !slices.Equal(got, []string{"logs-of", "a", "2026-12-01T07:50:00Z", "2026-12-01T08:10:00Z"}) {
+		t.Fatalf("planned command = %v", got)
+	}
+	path := filepath.Join(t.TempDir(), "s.db")
+	st := openStore(t, path)
+	exec := newExecution(t, st, plan, "req")
+	rctx, cancel := context.WithCancel(ctx)
+	go func() { <-cr.block; cancel() }()
+	out, err := NewRunner(st, reg, RunnerOptions{}).Run(rctx, exec, nil)
+	if !errors.Is(err, context.Canceled) || out.State != ExecInterrupted {
+		t.Fatalf("first run: %s %v", out.State, err)
+	}
+	cr.mu.Lock()
+	cr.block = nil
+	cr.mu.Unlock()
+	var progress []string
+	out, err = NewRunner(openStore(t, path), reg, RunnerOptions{}).Run(ctx, Execution{ID: exec.ID}, func(p Progress) {
+		if p.State != StepRunning {
+			progress = append(progress, p.Step.ID+" "+p.State)
+		}
+	})
+	if err != nil || out.State != ExecSucceeded {
+		t.Fatalf("resume: %s %v", out.State, err)
+	}
+	if cr.runs["a"] != 1 || cr.runs["b"] != 2 {
+		t.Errorf("runs = %v, want a once, b twice", cr.runs)
+	}
+	if !slices.Equal(progress, []string{"a/server_log skipped", "b/server_log done", "bundle done"}) {
+		t.Errorf("progress = %v", progress)
+	}
+	_, files := readBundle(t, out.Artifacts[0].Path)
+	for _, n := range []string{"a", "b"} {
+		got := string(files[n+"/server_log.log"])
+		if !strings.Contains(got, n+": password=[REDACTED]") || strings.Contains(got, "hunter2") {
+			t.Errorf("%s log = %q", n, got)
+		}
+	}
+	if m := manifestOf(t, files); m.Redactions != 2 {
+		t.Errorf("redactions = %d", m.Redactions)
+	}
+}
+
+func TestCollectLogsPlanRefusals(t *testing.T) {
+	ctx := context.Background()
+	// SQL sources without actions.clickhouse: refused, naming the key.
+	cfg := parseConfig(t, `
+clusters:
+  - name: c
+    clickhouse: {nodes: [{name: a, address: 'a:9000'}]}
+    keeper: {nodes: [{name: zk, address: 'zk:2181'}]}
+`, nil)
+	reg, _ := NewRegistry(cfg, Deps{DataDir: t.TempDir()})
+	_, err := reg[CollectLogsKind].Plan(ctx, Request{Cluster: "c"})
+	if !IsRefusal(err) || !strings.Contains(err.Error(), "actions.clickhouse.user") {
+		t.Fatalf("err = %v", err)
+	}
+	// Unknown parameters are rejected.
+	cfg = logConfig(t, "")
+	reg, _ = NewRegistry(cfg, Deps{DataDir: t.TempDir()})
+	if _, err := reg[CollectLogsKind].Plan(ctx, Request{Cluster: "lc", Params: map[string]string{"windw": "5m"}}); err == nil {
+		t.Fatal("unknown parameter accepted")
+	}
+	// keeper only, while only server_log is configured: nothing to collect.
+	if _, err := reg[CollectLogsKind].Plan(ctx, Request{Cluster: "lc", Params: map[string]string{"sources": "keeper"}}); !IsRefusal(err) {
+		t.Fatalf("err = %v", err)
+	}
+	// A zero startsAt falls back to the reception time, and the plan says so.
+	p, err := reg[CollectLogsKind].Plan(ctx, Request{Cluster: "lc", ReceivedAt: anchor, Params: map[string]string{"window": "5m"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(p.Details), "received the alert") || !strings.Contains(string(p.Details), `"since":"2026-12-01T07:55:00Z"`) {
+		t.Errorf("details = %s", p.Details)
+	}
+}
+
+func TestCheckNeeds(t *testing.T) {
+	cfg := parseConfig(t, `
+clusters:
+  - name: ok
+    match: ['x="1"']
+    clickhouse: {nodes: [{name: a, address: 'a:9000'}]}
+    keeper: {nodes: [{name: zk, address: 'zk:2181'}]}
+    actions: {clickhouse: {user: act}}
+  - name: lacking
+    clickhouse: {nodes: [{name: a, address: 'a:9000'}]}
+    keeper: {nodes: [{name: zk, address: 'zk:2181'}]}
+`, nil)
+	err := CheckNeeds(cfg, map[string][]string{CollectLogsKind: {"keeper-down", "generic"}, "rolling_restart": {"x"}})
+	if err == nil {
+		t.Fatal("no error")
+	}
+	want := ":8:5: clusters[1].actions.clickhouse.user: required by action collect_logs, offered by playbook generic, keeper-down"
+	if !strings.Contains(err.Error(), want) || strings.Count(err.Error(), "\n") != 0 {
+		t.Errorf("error = %v\nwant it to contain %q", err, want)
+	}
+	if err := CheckNeeds(cfg, map[string][]string{"ddl_freeze": {"x"}}); err != nil {
+		t.Errorf("a kind without needs: %v", err)
+	}
+}
+
+func TestExecRunner(t *testing.T) {
+	ctx := context.Background()
+	// Arguments are never split or interpreted by a shell.
+	argv, err := RenderArgv([]string{"printf", "%s|", "{{.Host}}", "{{.Name}}"}, NodeFields{Host: "h; rm -rf /", Name: "$(id)"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := ExecRunner{}.Run(ctx, Command{Argv: argv, Timeout: 5 * time.Second})
+	if err != nil || string(res.Output) != "h; rm -rf /|$(id)|" {
+		t.Fatalf("output %q, %v", res.Output, err)
+	}
+	// Output is capped, and the cut recorded.
+	res, err = ExecRunner{}.Run(ctx, Command{Argv: []string{"head", "-c", "100000", "/dev/zero"}, MaxOutput: 1000})
+	if err != nil || len(res.Output) != 1000 || !res.Truncated || res.Bytes != 100000 {
+		t.Fatalf("capped: %d bytes, truncated %v, read %d, %v", len(res.Output), res.Truncated, res.Bytes, err)
+	}
+	// A timeout kills the command.
+	res, err = ExecRunner{}.Run(ctx, Command{Argv: []string{"sleep", "10"}, Timeout: 100 * time.Millisecond})
+	if err == nil || !res.TimedOut {
+		t.Fatalf("timeout: %+v %v", res, err)
+	}
+	// A failing command says why, with its stderr.
+	_, err = ExecRunner{}.Run(ctx, Command{Argv: []string{"cat", "/nonexistent/x"}})
+	if err == nil || !strings.Contains(err.Error(), "No such file") {
+		t.Fatalf("failure: %v", err)
+	}
+	if _, err := RenderArgv([]string{"x", "{{.Nope}}"}, NodeFields{}); err == nil {
+		t.Fatal("unknown field rendered")
+	}
+}
