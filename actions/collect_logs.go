@@ -295,6 +295,12 @@ func (a *CollectLogs) stagingDir(plan Plan) string {
 	return filepath.Join(a.deps.DataDir, "collect", plan.Hash()[:16])
 }
 
+// RemoveStaging deletes the per-source files of plan once its bundle is
+// written (they are otherwise swept a day later).
+func (a *CollectLogs) RemoveStaging(plan Plan) error {
+	return os.RemoveAll(a.stagingDir(plan))
+}
+
 // Execute implements Action.
 func (a *CollectLogs) Execute(ctx context.Context, plan Plan, step Step, prior map[string]StepResult) (StepResult, error) {
 	d, cl, err := a.details(plan)

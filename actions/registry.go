@@ -173,6 +173,7 @@ func CheckNeeds(cfg *config.Config, offeredBy map[string][]string) error {
 		for _, kind := range kinds {
 			pbs := slices.Clone(offeredBy[kind])
 			sort.Strings(pbs)
+			pbs = slices.Compact(pbs)
 			for _, n := range Needs(kind, cl) {
 				path := fmt.Sprintf("clusters[%d].actions.%s", i, n.Key)
 				errs = append(errs, cfg.ErrorAt(path, fmt.Sprintf("required by action %s, offered by playbook %s: %s", kind, strings.Join(pbs, ", "), n.Why)))

@@ -90,6 +90,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 	pbCmd := a.Command("playbooks", "List the playbooks (built-in and from playbooks.dir) and what they match.")
 	pbConfig := configFlag(pbCmd)
 
+	collect := registerCollect(a, configFlag)
+
 	cmd, err := a.Parse(args)
 	if err != nil {
 		fmt.Fprintf(stderr, "chmedic: %v\n", err)
@@ -160,6 +162,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 			return code
 		}
 		return runRender(ctx, cfg, *renderAlert, *renderOffline, *renderFormat, stdout, stderr)
+	case collect.clause.FullCommand():
+		return collect.run(ctx, stdout, stderr)
 	case pbCmd.FullCommand():
 		cfg, code := load(*pbConfig, stderr)
 		if cfg == nil {
@@ -195,8 +199,14 @@ func runCheck(path string, stdout, stderr io.Writer) int {
 	if cfg != nil {
 		dir = cfg.Playbooks.Dir
 	}
-	if _, err := playbooks.Load(dir, app.PlaybookValidator()); err != nil {
+	set, err := playbooks.Load(dir, app.PlaybookValidator())
+	if err != nil {
 		errs = append(errs, err)
+	}
+	if cfg != nil && set != nil {
+		if err := checkActionNeeds(cfg, set); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if len(errs) > 0 {
 		fmt.Fprintln(stderr, errors.Join(errs...))
