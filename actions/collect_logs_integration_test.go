@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/chmedic/chmedic/internal/config"
+	"github.com/chmedic/chmedic/internal/keeper"
 	"github.com/chmedic/chmedic/internal/testenv"
 )
 
@@ -319,5 +321,59 @@ clusters:
 	}
 	if m.KeeperDegraded != "" {
 		t.Errorf("healthy ZooKeeper reported degraded: %s", m.KeeperDegraded)
+	}
+}
+
+// With ZooKeeper hung, nothing that reads through it is queried:
+// system.replicas without its ZooKeeper columns, no distributed_ddl_queue;
+// the manifest says so.
+func TestCollectLogsKeeperSeverelyDegraded(t *testing.T) {
+	env := testenv.Shared(t)
+	ctx := t.Context()
+	src := fmt.Sprintf(`
+clusters:
+  - name: test
+    clickhouse:
+      nodes: [{name: ch-1, address: '%s'}]
+    keeper:
+      nodes: [{name: zk-1, address: '%s'}]
+    actions:
+      clickhouse: {user: %s, password_env: CH_ACTIONS_PW}
+      collect_logs:
+        sources: [keeper_4lw, replicas, distributed_ddl_queue, events]
+        query_timeout: 5s
+`, env.ClickHouse[0].Addr(), env.ZooKeeper.Addr, env.AdminUser)
+	cfg := parseConfig(t, src, map[string]string{"CH_ACTIONS_PW": env.AdminPassword})
+	if err := env.ZooKeeper.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		env.ZooKeeper.Resume()
+		if err := env.WaitHealthy(context.WithoutCancel(ctx)); err != nil {
+			t.Errorf("environment did not recover: %v", err)
+		}
+	}()
+	out, _ := runCollect(t, cfg, Deps{DataDir: t.TempDir(), Keeper: &keeper.Client{Timeout: 500 * time.Millisecond}}, Request{Cluster: "test", AlertStart: time.Now()})
+	if out.State != ExecSucceeded {
+		t.Fatalf("%s: %s", out.State, out.Error)
+	}
+	_, files := readBundle(t, out.Artifacts[0].Path)
+	m := manifestOf(t, files)
+	if !strings.Contains(m.KeeperDegraded, "none of the 1 coordination nodes answers") {
+		t.Errorf("keeper_degraded = %q", m.KeeperDegraded)
+	}
+	if s, _ := sourceOf(m, "ch-1", "distributed_ddl_queue"); s.Status != StatusSkipped || !strings.Contains(s.Reason, "nothing that reads through it") {
+		t.Errorf("distributed_ddl_queue = %+v", s)
+	}
+	r, _ := sourceOf(m, "ch-1", "replicas")
+	if r.Status != StatusCollected || strings.Contains(r.Query, "*") || strings.Contains(r.Query, "total_replicas") || !strings.Contains(r.Query, "is_readonly") {
+		t.Errorf("replicas = %+v", r)
+	}
+	rep := string(files["ch-1/replicas.jsonl"])
+	if !strings.Contains(rep, `"table":"events"`) || strings.Contains(rep, "active_replicas") {
+		t.Errorf("replicas rows: %s", rep)
+	}
+	if zk, _ := sourceOf(m, "zk-1", "keeper_4lw"); zk.Status != StatusFailed {
+		t.Errorf("zk-1 keeper_4lw = %+v", zk)
 	}
 }
