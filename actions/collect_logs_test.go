@@ -1,9 +1,12 @@
 package actions
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -13,6 +16,7 @@ import (
 	"time"
 
 	"github.com/chmedic/chmedic/internal/config"
+	"github.com/chmedic/chmedic/internal/keeper"
 )
 
 var anchor = time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)
@@ -310,4 +314,79 @@ func TestExecRunner(t *testing.T) {
 	if _, err := RenderArgv([]string{"x", "{{.Nope}}"}, NodeFields{}); err == nil {
 		t.Fatal("unknown field rendered")
 	}
+}
+
+// fakeKeeper answers every four-letter word with text holding a secret.
+func fakeKeeper(secret string) *keeper.Client {
+	return &keeper.Client{Timeout: time.Second, Dial: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, s := net.Pipe()
+		go func() {
+			defer s.Close()
+			buf := make([]byte, 4)
+			if _, err := io.ReadFull(s, buf); err != nil {
+				return
+			}
+			switch string(buf) {
+			case "mntr":
+				fmt.Fprintf(s, "zk_version\t3.8.0\nzk_avg_latency\t0\nzk_outstanding_requests\t0\nzk_server_state\tstandalone\n")
+			default:
+				fmt.Fprintf(s, "%s output\nsuperDigest=super:%s\nurl=http://u:%s@h/\n", buf, secret, secret)
+			}
+		}()
+		return c, nil
+	}}
+}
+
+// Known secrets fed through every non-SQL source (the four-letter words,
+// the keeper log by command, the server log by path) do not survive; the
+// SQL sources are proven on the real servers (TestCollectLogsRealCluster).
+func TestCollectLogsRedactsEverySource(t *testing.T) {
+	const secret = "Sekr3t-zk"
+	dir := t.TempDir()
+	line := anchor.Format("2006.01.02 15:04:05")
+	os.MkdirAll(filepath.Join(dir, "a"), 0o750)
+	os.WriteFile(filepath.Join(dir, "a", "s.log"), []byte(line+".1 [ 1 ] <Debug> executeQuery: CREATE USER x IDENTIFIED WITH sha256_password BY '"+secret+"'\n"+
+		line+".2 [ 1 ] <Debug> executeQuery: SELECT * FROM s3('https://b/k', 'AKIA1', '"+secret+"')\n"), 0o600)
+	cfg := parseConfig(t, fmt.Sprintf(`
+clusters:
+  - name: r
+    clickhouse: {nodes: [{name: a, address: 'a:9000'}]}
+    keeper: {nodes: [{name: zk, address: 'zk:2181'}]}
+    actions:
+      collect_logs:
+        log_timezone: UTC
+        sources: [keeper_4lw, server_log, keeper_log]
+        path: '%s/{{.Name}}/s.log'
+        keeper_command: [zk-logs, '{{.Name}}']
+`, dir), nil)
+	cr := &secretRunner{secret: secret}
+	out, _ := runCollect(t, cfg, Deps{DataDir: t.TempDir(), Keeper: fakeKeeper(secret), Commands: cr, Now: fixedNow(anchor.Add(time.Hour))}, Request{Cluster: "r", AlertStart: anchor})
+	if out.State != ExecSucceeded {
+		t.Fatalf("%s: %s", out.State, out.Error)
+	}
+	names, files := readBundle(t, out.Artifacts[0].Path)
+	for name, b := range files {
+		if bytes.Contains(b, []byte(secret)) {
+			t.Errorf("%s holds the secret:\n%s", name, b)
+		}
+	}
+	m := manifestOf(t, files)
+	for _, want := range []struct {
+		node, source string
+		n            int
+	}{{"zk", "keeper_4lw", 10}, {"a", "server_log", 3}, {"zk", "keeper_log", 2}} {
+		if s, _ := sourceOf(m, want.node, want.source); s.Status != StatusCollected || s.Redactions != want.n {
+			t.Errorf("%s/%s: %s, %d redactions, want %d", want.node, want.source, s.Status, s.Redactions, want.n)
+		}
+	}
+	if m.Redactions != 15 {
+		t.Errorf("manifest redactions = %d (files %v)", m.Redactions, names)
+	}
+}
+
+type secretRunner struct{ secret string }
+
+func (s *secretRunner) Run(ctx context.Context, cmd Command) (CommandResult, error) {
+	fmt.Fprintf(cmd.Stdout, "%s,000 [myid:] - WARN  [x] - auth failed for digest admin:%s Authorization: Bearer %s\n", anchor.Format("2006-01-02 15:04:05"), s.secret, s.secret)
+	return CommandResult{Argv: cmd.Argv}, nil
 }

@@ -37,8 +37,9 @@ var (
 		// Authorization headers, in any quoting: Authorization: Bearer x,
 		// 'Authorization'='Basic x', X-ClickHouse-Key: x.
 		{regexp.MustCompile(`(?i)((?:proxy-)?authorization|x-clickhouse-key|x-api-key)(['"]?\s*[:=]\s*['"]?)((?:bearer|basic|token|digest)\s+)?([^\s'",)]+)`), "${1}${2}${3}" + Redacted},
-		// ZooKeeper digest credentials: addauth digest user:pass, digest=user:pass
-		{regexp.MustCompile(`(?i)(\bdigest[\s=:]+[^\s:'"]+:)([^\s'",)]+)`), "${1}" + Redacted},
+		// ZooKeeper digest credentials: addauth digest user:pass,
+		// superDigest=super:hash
+		{regexp.MustCompile(`(?i)(digest[\s=:]+[^\s:'"]+:)([^\s'",)]+)`), "${1}" + Redacted},
 	}
 
 	// Table functions whose arguments carry credentials, and which argument
