@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/chmedic/chmedic/internal/store"
 )
 
@@ -58,14 +60,18 @@ type RunnerOptions struct {
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	Log *slog.Logger
+	// Registerer receives the chmedic_action_* metrics (nil: not
+	// registered).
+	Registerer prometheus.Registerer
 }
 
 // Runner is the Executor: it runs executions recorded in the store, one at
 // a time per cluster across processes, resuming after the last done step.
 type Runner struct {
-	st   RunStore
-	reg  Registry
-	opts RunnerOptions
+	st      RunStore
+	reg     Registry
+	opts    RunnerOptions
+	metrics *runnerMetrics
 }
 
 var _ Executor = (*Runner)(nil)
@@ -85,7 +91,7 @@ func NewRunner(st RunStore, reg Registry, opts RunnerOptions) *Runner {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Runner{st: st, reg: reg, opts: opts}
+	return &Runner{st: st, reg: reg, opts: opts, metrics: newRunnerMetrics(opts.Registerer)}
 }
 
 // Holder returns this runner's lease holder id.
@@ -313,6 +319,7 @@ func (r *Runner) run(ctx, runCtx context.Context, id string, action Action, plan
 				}
 			}
 			prior[step.ID] = res
+			r.metrics.steps.WithLabelValues(plan.Kind, StepSkipped).Inc()
 			out.Steps[i] = StepOutcome{Step: step, State: StepSkipped, Result: res}
 			progress(Progress{Index: i + 1, Total: total, Step: step, State: StepSkipped, Output: res.Output})
 			continue
@@ -329,13 +336,14 @@ func (r *Runner) run(ctx, runCtx context.Context, id string, action Action, plan
 			}
 		}
 		elapsed := r.opts.Now().Sub(start)
+		r.metrics.duration.WithLabelValues(plan.Kind).Observe(elapsed.Seconds())
 		if err != nil && runCtx.Err() != nil {
 			// Stopped from outside (shutdown, lost lease): not the step's
 			// failure. The step stays "running" and runs again on resume.
 			cause := context.Cause(runCtx)
 			out.Steps[i] = StepOutcome{Step: step, State: StepRunning, Error: cause.Error()}
 			out.State, out.Error = ExecInterrupted, fmt.Sprintf("interrupted during step %s: %v", step.ID, cause)
-			r.finish(ctx, id, &out, log)
+			r.finish(ctx, id, plan.Kind, &out, log)
 			return out, fmt.Errorf("execution %s: %w", id, cause)
 		}
 		data, _ := json.Marshal(res)
@@ -348,12 +356,14 @@ func (r *Runner) run(ctx, runCtx context.Context, id string, action Action, plan
 			progress(Progress{Index: i + 1, Total: total, Step: step, State: StepFailed, Output: err.Error(), Elapsed: elapsed})
 			failed, failErr = i, err
 			prior[step.ID] = res
+			r.metrics.steps.WithLabelValues(plan.Kind, StepFailed).Inc()
 			break
 		}
 		if err := r.st.FinishStep(ctx, id, step.ID, StepDone, data, ""); err != nil {
 			return Outcome{}, err
 		}
 		prior[step.ID] = res
+		r.metrics.steps.WithLabelValues(plan.Kind, StepDone).Inc()
 		out.Steps[i] = StepOutcome{Step: step, State: StepDone, Result: res}
 		progress(Progress{Index: i + 1, Total: total, Step: step, State: StepDone, Output: res.Output, Elapsed: elapsed})
 	}
@@ -364,7 +374,7 @@ func (r *Runner) run(ctx, runCtx context.Context, id string, action Action, plan
 	}
 	if failed < 0 {
 		out.State = ExecSucceeded
-		r.finish(ctx, id, &out, log)
+		r.finish(ctx, id, plan.Kind, &out, log)
 		return out, nil
 	}
 	out.Error = fmt.Sprintf("step %s failed: %v", plan.Steps[failed].ID, failErr)
@@ -383,7 +393,7 @@ func (r *Runner) run(ctx, runCtx context.Context, id string, action Action, plan
 	default:
 		out.State = ExecFailed
 	}
-	r.finish(ctx, id, &out, log)
+	r.finish(ctx, id, plan.Kind, &out, log)
 	return out, nil
 }
 
@@ -428,7 +438,8 @@ func (r *Runner) undo(ctx context.Context, id string, u Undoer, plan Plan, out *
 	return state
 }
 
-func (r *Runner) finish(ctx context.Context, id string, out *Outcome, log *slog.Logger) {
+func (r *Runner) finish(ctx context.Context, id, kind string, out *Outcome, log *slog.Logger) {
+	r.metrics.executions.WithLabelValues(kind, out.State).Inc()
 	data, _ := json.Marshal(out)
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()

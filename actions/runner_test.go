@@ -11,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/chmedic/chmedic/internal/store"
 )
 
@@ -328,4 +331,23 @@ func TestRunnerRenewsLease(t *testing.T) {
 	}
 	cancel()
 	<-done
+}
+
+func TestRunnerMetrics(t *testing.T) {
+	st := openStore(t, "")
+	reg := prometheus.NewRegistry()
+	r := NewRunner(st, Registry{"fake": &fakeAction{failAt: "b"}}, RunnerOptions{Registerer: reg})
+	NewRunner(st, Registry{}, RunnerOptions{Registerer: reg}) // a second Runner shares them
+	if _, err := r.Run(context.Background(), newExecution(t, st, fakePlan("a", "b"), ""), nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := testutil.ToFloat64(r.metrics.executions.WithLabelValues("fake", ExecPartial)); got != 1 {
+		t.Errorf("executions{partial} = %v", got)
+	}
+	if got := testutil.ToFloat64(r.metrics.steps.WithLabelValues("fake", StepDone)); got != 1 {
+		t.Errorf("steps{done} = %v", got)
+	}
+	if got := testutil.ToFloat64(r.metrics.steps.WithLabelValues("fake", StepFailed)); got != 1 {
+		t.Errorf("steps{failed} = %v", got)
+	}
 }
