@@ -11,6 +11,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -72,6 +73,11 @@ type Runner struct {
 	reg     Registry
 	opts    RunnerOptions
 	metrics *runnerMetrics
+
+	// running is the execution this process runs per cluster: the store's
+	// lease cannot tell two Runs of one holder apart.
+	mu      sync.Mutex
+	running map[string]string
 }
 
 var _ Executor = (*Runner)(nil)
@@ -91,7 +97,7 @@ func NewRunner(st RunStore, reg Registry, opts RunnerOptions) *Runner {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Runner{st: st, reg: reg, opts: opts, metrics: newRunnerMetrics(opts.Registerer)}
+	return &Runner{st: st, reg: reg, opts: opts, metrics: newRunnerMetrics(opts.Registerer), running: map[string]string{}}
 }
 
 // Holder returns this runner's lease holder id.
@@ -202,7 +208,9 @@ func (r *Runner) acquire(ctx context.Context, cluster, execID string) error {
 // the store (store.CreateExecution); exec.Plan, when set, must hash to the
 // recorded plan hash, and is otherwise loaded from the store. An execution
 // already ended returns its recorded outcome without running anything; one
-// aborted returns ErrNotRunnable. Steps recorded done are skipped (reported
+// aborted returns ErrNotRunnable, and so does one recorded running whose
+// holder is gone (never resumed silently: MarkInterrupted marks it, and the
+// approval flow offers Resume or Abort). Steps recorded done are skipped (reported
 // "skipped"); a step recorded running (a crash mid-step) runs again, which
 // is safe because Execute is idempotent. When ctx ends mid-run the
 // execution is recorded interrupted (Resume runs it again with Run).
@@ -239,6 +247,29 @@ func (r *Runner) Run(ctx context.Context, exec Execution, progress func(Progress
 	action, ok := r.reg[plan.Kind]
 	if !ok {
 		return Outcome{}, fmt.Errorf("execution %s: no action %q in this chmedic", exec.ID, plan.Kind)
+	}
+	r.mu.Lock()
+	if other, busy := r.running[plan.Cluster]; busy {
+		r.mu.Unlock()
+		l, _, _ := r.st.LeaseOf(ctx, plan.Cluster)
+		if l.Holder == "" {
+			l = store.Lease{Cluster: plan.Cluster, Holder: r.opts.Holder, ExecutionID: other}
+		}
+		return Outcome{}, &LeaseHeldError{Lease: l}
+	}
+	r.running[plan.Cluster] = exec.ID
+	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		delete(r.running, plan.Cluster)
+		r.mu.Unlock()
+	}()
+	if rec.State == ExecRunning {
+		// Left running by a holder that is gone, or running elsewhere now.
+		if l, held, err := r.LeaseHolder(ctx, plan.Cluster); err == nil && held && l.Holder != r.opts.Holder {
+			return Outcome{}, &LeaseHeldError{Lease: l}
+		}
+		return Outcome{}, fmt.Errorf("execution %s: %w: it was left running by %s, which stopped; it must be marked interrupted (Runner.MarkInterrupted, done at start-up) and then resumed", exec.ID, ErrNotRunnable, rec.Holder)
 	}
 	if err := r.acquire(ctx, plan.Cluster, exec.ID); err != nil {
 		return Outcome{}, err
@@ -343,6 +374,12 @@ func (r *Runner) run(ctx, runCtx context.Context, id string, action Action, plan
 			cause := context.Cause(runCtx)
 			out.Steps[i] = StepOutcome{Step: step, State: StepRunning, Error: cause.Error()}
 			out.State, out.Error = ExecInterrupted, fmt.Sprintf("interrupted during step %s: %v", step.ID, cause)
+			if errors.Is(cause, errLeaseLost) {
+				// Another holder took the execution over: its state is
+				// theirs to write now.
+				log.Error("lease lost during a step; not recording anything more", "step", step.ID)
+				return out, fmt.Errorf("execution %s: %w", id, cause)
+			}
 			r.finish(ctx, id, plan.Kind, &out, log)
 			return out, fmt.Errorf("execution %s: %w", id, cause)
 		}

@@ -351,3 +351,47 @@ func TestRunnerMetrics(t *testing.T) {
 		t.Errorf("steps{failed} = %v", got)
 	}
 }
+
+// Two Runs in one process (a double click): the second is refused although
+// the holder is the same.
+func TestRunnerOneAtATimeInProcess(t *testing.T) {
+	st := openStore(t, "")
+	ctx := context.Background()
+	fake := &fakeAction{blockAt: "a", blocked: make(chan struct{})}
+	r := NewRunner(st, Registry{"fake": fake}, RunnerOptions{})
+	first := newExecution(t, st, fakePlan("a"), "r1")
+	second := newExecution(t, st, fakePlan("a", "b"), "r2")
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { r.Run(rctx, first, nil); close(done) }()
+	<-fake.blocked
+	var held *LeaseHeldError
+	if _, err := r.Run(ctx, second, nil); !errors.As(err, &held) || held.Lease.ExecutionID != first.ID {
+		t.Fatalf("second run: %v", err)
+	}
+	if _, err := r.Run(ctx, first, nil); !errors.As(err, &held) {
+		t.Fatalf("same execution twice: %v", err)
+	}
+	cancel()
+	<-done
+}
+
+// An execution left running by a process that is gone is not resumed
+// silently: it must be marked interrupted first.
+func TestRunnerRefusesStaleRunning(t *testing.T) {
+	st := openStore(t, "")
+	ctx := context.Background()
+	exec := newExecution(t, st, fakePlan("a"), "")
+	st.StartExecution(ctx, exec.ID, "elsewhere/1/x")
+	fake := &fakeAction{}
+	r := NewRunner(st, Registry{"fake": fake}, RunnerOptions{})
+	if _, err := r.Run(ctx, exec, nil); !errors.Is(err, ErrNotRunnable) || len(fake.executed) != 0 {
+		t.Fatalf("stale running execution: %v, executed %v", err, fake.executed)
+	}
+	if got, _ := r.MarkInterrupted(ctx); len(got) != 1 {
+		t.Fatalf("MarkInterrupted = %v", got)
+	}
+	if out, err := r.Run(ctx, exec, nil); err != nil || out.State != ExecSucceeded {
+		t.Fatalf("resume: %s %v", out.State, err)
+	}
+}
