@@ -390,3 +390,41 @@ func (s *secretRunner) Run(ctx context.Context, cmd Command) (CommandResult, err
 	fmt.Fprintf(cmd.Stdout, "%s,000 [myid:] - WARN  [x] - auth failed for digest admin:%s Authorization: Bearer %s\n", anchor.Format("2006-01-02 15:04:05"), s.secret, s.secret)
 	return CommandResult{Argv: cmd.Argv}, nil
 }
+
+// Older bundles of the cluster beyond keep_bundles, or older than
+// retention, are deleted; other clusters' are not.
+func TestCollectLogsRetention(t *testing.T) {
+	dir := t.TempDir()
+	writeLog(t, filepath.Join(dir, "a", "server.log"), 80)
+	data := t.TempDir()
+	bdir := BundleDir(data)
+	os.MkdirAll(bdir, 0o750)
+	now := anchor.Add(time.Hour)
+	old := map[string]time.Duration{
+		"lc-20261130T080000Z-aaaaaaaa.tar.gz":    2 * time.Hour,
+		"lc-20261130T090000Z-bbbbbbbb.tar.gz":    time.Hour,
+		"lc-20261101T080000Z-cccccccc.tar.gz":    30 * 24 * time.Hour, // over retention
+		"lc-prod-20261101T080000Z-dd.tar.gz":     40 * 24 * time.Hour, // cluster lc-prod's
+		"other-20261101T080000Z-eeeeeeee.tar.gz": 40 * 24 * time.Hour,
+	}
+	for name, age := range old {
+		p := filepath.Join(bdir, name)
+		os.WriteFile(p, []byte("x"), 0o600)
+		os.Chtimes(p, now.Add(-age), now.Add(-age))
+	}
+	cfg := logConfig(t, fmt.Sprintf("        path: '%s/{{.Name}}/server.log'\n        keep_bundles: 2\n        retention: 168h\n", dir))
+	out, _ := runCollect(t, cfg, Deps{DataDir: data, Now: fixedNow(now)}, Request{Cluster: "lc", AlertStart: anchor})
+	if out.State != ExecSucceeded {
+		t.Fatal(out.Error)
+	}
+	entries, _ := os.ReadDir(bdir)
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	want := []string{"lc-20261130T090000Z-bbbbbbbb.tar.gz", "lc-prod-20261101T080000Z-dd.tar.gz", out.Artifacts[0].Name, "other-20261101T080000Z-eeeeeeee.tar.gz"}
+	slices.Sort(want)
+	if !slices.Equal(names, want) {
+		t.Errorf("bundles left:\n%v\nwant\n%v", names, want)
+	}
+}
