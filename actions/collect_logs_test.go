@@ -428,3 +428,20 @@ func TestCollectLogsRetention(t *testing.T) {
 		t.Errorf("bundles left:\n%v\nwant\n%v", names, want)
 	}
 }
+
+func TestWritePlan(t *testing.T) {
+	cfg := logConfig(t, "        command: [ssh, '{{.Host}}', journalctl, --since, '@{{.SinceUnix}}']\n")
+	reg, _ := NewRegistry(cfg, Deps{DataDir: t.TempDir(), Now: fixedNow(anchor)})
+	p, err := reg[CollectLogsKind].Plan(context.Background(), Request{Cluster: "lc", AlertStart: anchor})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	WritePlan(&b, p)
+	for _, want := range []string{"collect_logs on lc: Collect logs of 2 ClickHouse and 1 coordination nodes from 2026-12-01 07:50:00 to 08:10:00",
+		"1. a/server_log — server log of a via command", "command: ssh a.example journalctl --since @1796111400", "3. bundle", "plan hash: " + p.Hash()} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("plan text lacks %q:\n%s", want, b.String())
+		}
+	}
+}
