@@ -37,6 +37,9 @@ type CollectLogsParams struct {
 	After  time.Duration `json:"after"`
 	// Groups are the source groups asked for: clickhouse, keeper.
 	Groups []string `json:"groups"`
+	// Around, when set, is the window's centre instead of the alert's
+	// start.
+	Around time.Time `json:"around,omitzero"`
 }
 
 // Window is the collection window.
@@ -120,6 +123,9 @@ func DecodeCollectLogsParams(cl *config.Cluster, raw map[string]string) (Collect
 		d, _ := time.ParseDuration(w) // validated above
 		p.Before, p.After = d, d
 	}
+	if a, ok := raw["around"]; ok {
+		p.Around, _ = time.Parse(time.RFC3339, a) // validated above
+	}
 	if s, ok := raw["sources"]; ok {
 		p.Groups = nil
 		for _, g := range strings.Split(s, ",") {
@@ -161,6 +167,9 @@ func (a *CollectLogs) Plan(ctx context.Context, req Request) (Plan, error) {
 		if req.ReceivedAt.IsZero() {
 			w.Anchor, w.AnchorSource = a.deps.Now().UTC(), "the time the plan was made (no alert time was given)"
 		}
+	}
+	if !params.Around.IsZero() {
+		w.Anchor, w.AnchorSource = params.Around.UTC(), "the around parameter ("+params.Around.UTC().Format(time.RFC3339)+")"
 	}
 	if req.AnchorSource != "" {
 		w.AnchorSource = req.AnchorSource

@@ -445,3 +445,27 @@ func TestWritePlan(t *testing.T) {
 		}
 	}
 }
+
+// A request without an alert (the CLI) gives a stable plan with the around
+// parameter: re-planning at approval hashes the same.
+func TestCollectLogsAroundParam(t *testing.T) {
+	cfg := logConfig(t, "")
+	clock := anchor
+	reg, _ := NewRegistry(cfg, Deps{DataDir: t.TempDir(), Now: func() time.Time { return clock }})
+	req := Request{Cluster: "lc", Params: map[string]string{"around": "2026-11-30T22:00:00+01:00", "window": "1h"}}
+	p1, err := reg[CollectLogsKind].Plan(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock = clock.Add(time.Minute)
+	p2, _ := reg[CollectLogsKind].Plan(context.Background(), req)
+	if p1.Hash() != p2.Hash() {
+		t.Error("re-planning an around request changed its hash")
+	}
+	if !strings.Contains(string(p1.Details), `"since":"2026-11-30T20:00:00Z","until":"2026-11-30T22:00:00Z"`) || !strings.Contains(string(p1.Details), "the around parameter") {
+		t.Errorf("details = %s", p1.Details)
+	}
+	if _, err := reg[CollectLogsKind].Plan(context.Background(), Request{Cluster: "lc", Params: map[string]string{"around": "noon"}}); err == nil {
+		t.Error("a bad around accepted")
+	}
+}
