@@ -151,6 +151,13 @@ type Request struct {
 	ReceivedAt time.Time
 	// RequestedBy names who asked ("slack:U123", "cli:alice").
 	RequestedBy string
+	// Channel and ThreadTS are the alert's Slack thread (empty from the
+	// CLI): an action that produces files (collect_logs) uploads them there.
+	Channel  string
+	ThreadTS string
+	// AnchorSource, when set, says where AlertStart comes from if not from
+	// an alert (e.g. "--around 2026-12-01T08:00:00Z"); the manifest shows it.
+	AnchorSource string
 }
 
 // Execution states.

@@ -61,6 +61,7 @@ func Catalog() map[string]Kind {
 			Params: []Param{
 				{Name: "window", Default: "10m", Doc: "collect from window before to window after the alert started", check: durationUpTo(6 * time.Hour)},
 				{Name: "sources", Default: "clickhouse,keeper", Doc: "comma list of clickhouse, keeper", check: oneOf("clickhouse", "keeper")},
+				{Name: "around", Doc: "RFC 3339 time the window is centred on (default: the alert group's earliest startsAt)", check: rfc3339},
 			},
 		},
 	}
@@ -152,6 +153,13 @@ func intRange(lo, hi int) func(string) error {
 func boolean(s string) error {
 	if _, err := strconv.ParseBool(s); err != nil {
 		return fmt.Errorf("%q: want true or false", s)
+	}
+	return nil
+}
+
+func rfc3339(s string) error {
+	if _, err := time.Parse(time.RFC3339, s); err != nil {
+		return fmt.Errorf("%q: want an RFC 3339 time such as 2026-12-01T08:00:00Z", s)
 	}
 	return nil
 }

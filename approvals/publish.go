@@ -69,7 +69,7 @@ func (s *Service) view(ctx context.Context, r store.ApprovalRequest) chslack.Req
 	}
 	if steps := s.progressOf(r.ID); len(steps) > 0 {
 		v.Steps = steps
-	} else if e, err := s.st.ExecutionOf(ctx, r.ID); err == nil && len(e.Outcome) > 0 {
+	} else if e, err := s.st.ApprovalExecutionOf(ctx, r.ID); err == nil && len(e.Outcome) > 0 {
 		var o actions.Outcome
 		if json.Unmarshal(e.Outcome, &o) == nil {
 			for _, st := range o.Steps {

@@ -150,7 +150,7 @@ func (s *Service) Request(ctx context.Context, in RequestInput) (store.ApprovalR
 	// request: give the planner exactly what the store keeps.
 	received := s.now().UTC().Truncate(time.Millisecond)
 	in.AlertStart = in.AlertStart.UTC().Truncate(time.Millisecond)
-	plan, err := s.o.Planner.Plan(ctx, in.Kind, s.actionRequest(in.Cluster, in.Params, in.AlertStart, received, in.Via, in.User))
+	plan, err := s.o.Planner.Plan(ctx, in.Kind, s.actionRequest(ctx, in.ThreadKey, in.Cluster, in.Params, in.AlertStart, received, in.Via, in.User))
 	state, reason := store.ReqPending, ""
 	if err != nil {
 		state, reason = store.ReqRefused, "refused at plan time: "+err.Error()
@@ -181,8 +181,17 @@ func (s *Service) Request(ctx context.Context, in RequestInput) (store.ApprovalR
 	return r, &plan, nil
 }
 
-func (s *Service) actionRequest(cluster string, params map[string]string, alertStart, received time.Time, via, user string) actions.Request {
-	return actions.Request{Cluster: cluster, Params: params, AlertStart: alertStart, ReceivedAt: received, RequestedBy: via + ":" + user}
+func (s *Service) actionRequest(ctx context.Context, threadKey, cluster string, params map[string]string, alertStart, received time.Time, via, user string) actions.Request {
+	req := actions.Request{Cluster: cluster, Params: params, AlertStart: alertStart, ReceivedAt: received, RequestedBy: via + ":" + user}
+	// The alert's thread, where an action may attach what it produced
+	// (collect_logs' bundle). A click comes from a posted message, so its
+	// thread is known both when the plan is made and when it is re-checked.
+	if threadKey != "" {
+		if t, err := s.st.Thread(ctx, threadKey); err == nil && t.TS != "" {
+			req.Channel, req.ThreadTS = t.Channel, t.TS
+		}
+	}
+	return req
 }
 
 // VoteInput is one approve or reject.
@@ -375,8 +384,8 @@ func (s *Service) control(ctx context.Context, in VoteInput, to, event string) (
 		return r, err
 	}
 	if to == store.ReqAborted {
-		if e, err := s.st.ExecutionOf(ctx, r.ID); err == nil {
-			s.st.FinishExecution(ctx, e.ID, actions.ExecAborted, e.Outcome)
+		if e, err := s.st.ApprovalExecutionOf(ctx, r.ID); err == nil {
+			s.st.FinishApprovalExecution(ctx, e.ID, actions.ExecAborted, e.Outcome)
 		}
 	}
 	s.audit.append(ctx, store.AuditEntry{Actor: in.User, Via: in.Via, Event: event, RequestID: r.ID, Kind: r.Kind, Cluster: r.Cluster,

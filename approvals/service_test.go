@@ -509,7 +509,7 @@ func TestInterruptedExecutionResume(t *testing.T) {
 	if !h.replied("collect_logs on prod was interrupted: server 1 stopped while it ran") {
 		t.Error("no notice of the interruption in the thread")
 	}
-	first, _ := h.st.ExecutionOf(context.Background(), r.ID)
+	first, _ := h.st.ApprovalExecutionOf(context.Background(), r.ID)
 	// The plan changed since (its own steps ran): a resume does not re-plan.
 	h.planner.set("ch-9")
 	if rep := h.click("UZ", chslack.ActionResume, r.ID); !strings.Contains(rep.Ephemeral, "not an approver") {
@@ -656,7 +656,7 @@ func TestCLIExecutionInterruptedOnlyWhenItsProcessIsGone(t *testing.T) {
 	if err := h.st.TransitionRequest(ctx, r.ID, []string{store.ReqApproved}, store.ReqRunning, claimPrefix+"cli host:7"); err != nil {
 		t.Fatal(err)
 	}
-	h.st.StartExecution(ctx, r.ID, "cli host:7")
+	h.st.StartApprovalExecution(ctx, r.ID, "cli host:7")
 	h.st.Heartbeat(ctx, "cli host:7")
 	h.step()
 	h.only(store.ReqRunning)
@@ -666,7 +666,7 @@ func TestCLIExecutionInterruptedOnlyWhenItsProcessIsGone(t *testing.T) {
 	if !strings.Contains(got.Reason, "cli host:7 stopped while it ran") {
 		t.Fatalf("reason %q", got.Reason)
 	}
-	if e, _ := h.st.ExecutionOf(ctx, r.ID); e.State != actions.ExecInterrupted {
+	if e, _ := h.st.ApprovalExecutionOf(ctx, r.ID); e.State != actions.ExecInterrupted {
 		t.Fatalf("execution %+v", e)
 	}
 }

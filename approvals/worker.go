@@ -124,7 +124,7 @@ func (s *Service) markInterrupted(ctx context.Context) {
 	live, _ := s.st.LiveWorkers(ctx, s.now().Add(-5*s.o.Poll))
 	for _, r := range running {
 		runner := strings.TrimPrefix(r.Reason, claimPrefix)
-		e, eerr := s.st.ExecutionOf(ctx, r.ID)
+		e, eerr := s.st.ApprovalExecutionOf(ctx, r.ID)
 		if eerr == nil {
 			runner = e.Runner
 		}
@@ -149,7 +149,7 @@ func (s *Service) markInterrupted(ctx context.Context) {
 			continue
 		}
 		if eerr == nil {
-			s.st.FinishExecution(ctx, e.ID, actions.ExecInterrupted, e.Outcome)
+			s.st.FinishApprovalExecution(ctx, e.ID, actions.ExecInterrupted, e.Outcome)
 		}
 		s.audit.append(ctx, store.AuditEntry{Actor: "chmedic", Event: EventInterrupted, RequestID: r.ID, Kind: r.Kind, Cluster: r.Cluster,
 			Nodes: s.nodes(r), PlanHash: r.PlanHash, Outcome: store.ReqInterrupted, Detail: reason})
@@ -171,7 +171,7 @@ func (s *Service) plan(ctx context.Context, id string) error {
 		perr = ErrUnavailable
 	}
 	if perr == nil {
-		plan, perr = s.o.Planner.Plan(ctx, r.Kind, s.actionRequest(r.Cluster, r.Params, r.AlertStart, r.CreatedAt, r.RequestedVia, r.RequestedBy))
+		plan, perr = s.o.Planner.Plan(ctx, r.Kind, s.actionRequest(ctx, r.ThreadKey, r.Cluster, r.Params, r.AlertStart, r.CreatedAt, r.RequestedVia, r.RequestedBy))
 	}
 	if perr != nil {
 		if ctx.Err() != nil {
@@ -213,7 +213,7 @@ func (s *Service) Execute(ctx context.Context, id string) (store.ApprovalRequest
 	if err != nil {
 		return r, err
 	}
-	_, eerr := s.st.ExecutionOf(ctx, id)
+	_, eerr := s.st.ApprovalExecutionOf(ctx, id)
 	resume := eerr == nil
 	if err := s.st.TransitionRequest(ctx, id, []string{store.ReqApproved}, store.ReqRunning, claimPrefix+s.o.Name); err != nil {
 		if errors.Is(err, store.ErrConflict) {
@@ -233,7 +233,7 @@ func (s *Service) Execute(ctx context.Context, id string) (store.ApprovalRequest
 		return s.end(ctx, r, store.ReqFailed, ErrUnavailable.Error(), EventFinished)
 	}
 	if !resume {
-		fresh, err := s.o.Planner.Plan(ctx, r.Kind, s.actionRequest(r.Cluster, r.Params, r.AlertStart, r.CreatedAt, r.RequestedVia, r.RequestedBy))
+		fresh, err := s.o.Planner.Plan(ctx, r.Kind, s.actionRequest(ctx, r.ThreadKey, r.Cluster, r.Params, r.AlertStart, r.CreatedAt, r.RequestedVia, r.RequestedBy))
 		if err != nil {
 			if ctx.Err() != nil {
 				s.st.TransitionRequest(context.WithoutCancel(ctx), id, []string{store.ReqRunning}, store.ReqApproved, "stopped before the re-check; runs at the next start")
@@ -250,7 +250,7 @@ func (s *Service) Execute(ctx context.Context, id string) (store.ApprovalRequest
 			return out, err
 		}
 	}
-	exec, err := s.st.StartExecution(ctx, id, s.o.Name)
+	exec, err := s.st.StartApprovalExecution(ctx, id, s.o.Name)
 	if err != nil {
 		return s.end(ctx, r, store.ReqFailed, "could not record the execution: "+err.Error(), EventFinished)
 	}
@@ -283,7 +283,7 @@ func (s *Service) Execute(ctx context.Context, id string) (store.ApprovalRequest
 	outcome.State = state
 	ob, _ := json.Marshal(outcome)
 	wctx := context.WithoutCancel(ctx)
-	if err := s.st.FinishExecution(wctx, exec.ID, state, ob); err != nil {
+	if err := s.st.FinishApprovalExecution(wctx, exec.ID, state, ob); err != nil {
 		s.o.Log.Error("approvals: recording the outcome failed", "request_id", id, "err", err)
 	}
 	s.clearProgress(id)

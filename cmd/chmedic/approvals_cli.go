@@ -112,7 +112,7 @@ func (c *approvalsCLI) printOutcome(ctx context.Context, r store.ApprovalRequest
 			fmt.Fprintf(stdout, "  changed: %s\n", ch)
 		}
 	}
-	if e, err := c.st.ExecutionOf(ctx, r.ID); err == nil && len(e.Outcome) > 0 {
+	if e, err := c.st.ApprovalExecutionOf(ctx, r.ID); err == nil && len(e.Outcome) > 0 {
 		var o actions.Outcome
 		if json.Unmarshal(e.Outcome, &o) == nil {
 			for _, s := range o.Steps {

@@ -58,7 +58,7 @@ func (ta *testActions) count() int {
 func withTestActions(t *testing.T) *testActions {
 	ta := &testActions{}
 	old := app.NewActionRuntime
-	app.NewActionRuntime = func(*config.Config, *store.Store, *slog.Logger) (*app.ActionRuntime, error) {
+	app.NewActionRuntime = func(*config.Config, *store.Store, *slog.Logger, app.RuntimeOptions) (*app.ActionRuntime, error) {
 		return &app.ActionRuntime{Planner: ta, Executor: ta}, nil
 	}
 	t.Cleanup(func() { app.NewActionRuntime = old })
@@ -251,7 +251,7 @@ func TestCLIApproveWithARunningServer(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", w, out)
 		}
 	}
-	e, err := st.ExecutionOf(context.Background(), id)
+	e, err := st.ApprovalExecutionOf(context.Background(), id)
 	if err != nil || e.Runner != "server test:1" || ta.count() != 1 {
 		t.Fatalf("execution %+v %v (%d runs)", e, err, ta.count())
 	}

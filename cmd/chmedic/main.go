@@ -101,6 +101,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 		name, runCmd := register(a, configFlag)
 		extra[name] = runCmd
 	}
+	collect := registerCollect(a, configFlag)
 
 	cmd, err := a.Parse(args)
 	if err != nil {
@@ -177,6 +178,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 		return runRender(ctx, cfg, *renderAlert, *renderOffline, *renderFormat, stdout, stderr)
 	case slackManifest.clause.FullCommand():
 		return slackManifest.run(stdout, stderr)
+	case collect.clause.FullCommand():
+		return collect.run(ctx, stdout, stderr)
 	case pbCmd.FullCommand():
 		cfg, code := load(*pbConfig, stderr)
 		if cfg == nil {
@@ -212,8 +215,14 @@ func runCheck(path string, stdout, stderr io.Writer) int {
 	if cfg != nil {
 		dir = cfg.Playbooks.Dir
 	}
-	if _, err := playbooks.Load(dir, app.PlaybookValidator()); err != nil {
+	set, err := playbooks.Load(dir, app.PlaybookValidator())
+	if err != nil {
 		errs = append(errs, err)
+	}
+	if cfg != nil && set != nil {
+		if err := checkActionNeeds(cfg, set); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if len(errs) > 0 {
 		fmt.Fprintln(stderr, errors.Join(errs...))

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -14,6 +15,7 @@ import (
 	"github.com/chmedic/chmedic/actions"
 	"github.com/chmedic/chmedic/approvals"
 	"github.com/chmedic/chmedic/internal/config"
+	chslack "github.com/chmedic/chmedic/internal/slack"
 	"github.com/chmedic/chmedic/internal/store"
 )
 
@@ -27,12 +29,48 @@ type ActionRuntime struct {
 	Close    func() error
 }
 
-// NewActionRuntime builds the action runtime for a config and a store. The
-// default has no actions: every request is refused with a reason saying so.
-// The actions framework (actions.NewRegistry, actions.NewRunner) is wired
-// here; tests replace it with fakes.
-var NewActionRuntime = func(cfg *config.Config, st *store.Store, log *slog.Logger) (*ActionRuntime, error) {
-	return &ActionRuntime{}, nil
+// RuntimeOptions are what NewActionRuntime needs beside the config and the
+// store.
+type RuntimeOptions struct {
+	// Name identifies this process as the lease holder (ProcessName).
+	Name string
+	// HTTPClient is used for Slack file uploads (tests inject one).
+	HTTPClient *http.Client
+	// Registerer receives the chmedic_action_* metrics (nil: none).
+	Registerer prometheus.Registerer
+	Now        func() time.Time
+}
+
+// NewActionRuntime builds the action runtime for a config and a store: the
+// registry of action kinds (actions.NewRegistry: plans computed with the
+// clusters' actions credentials, bundles kept beside the store, uploads to
+// Slack when a bot token is set) and the runner that executes them under
+// the cluster's lease. At start it marks the executions a stopped process
+// left running as interrupted. Tests replace it with fakes.
+var NewActionRuntime = func(cfg *config.Config, st *store.Store, log *slog.Logger, o RuntimeOptions) (*ActionRuntime, error) {
+	deps := actions.Deps{DataDir: filepath.Dir(cfg.Store.Path), Now: o.Now, Log: log}
+	if cfg.Slack.Enabled() {
+		deps.Uploader = chslack.NewUploader(interactionsSlackClient(&cfg.Slack, o.HTTPClient), 0)
+	}
+	reg, err := actions.NewRegistry(cfg, deps)
+	if err != nil {
+		return nil, err
+	}
+	runner := actions.NewRunner(st, reg, actions.RunnerOptions{Holder: o.Name, Now: o.Now, Log: log, Registerer: o.Registerer})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := runner.MarkInterrupted(ctx); err != nil {
+		return nil, fmt.Errorf("mark interrupted executions: %w", err)
+	}
+	return &ActionRuntime{Planner: approvals.ActionsPlanner(reg), Executor: runner, Leases: runnerLeases{runner}}, nil
+}
+
+// runnerLeases answers approvals.LeaseChecker from the runner's leases.
+type runnerLeases struct{ r *actions.Runner }
+
+func (l runnerLeases) LeaseHolder(ctx context.Context, cluster string) (string, bool, error) {
+	lease, held, err := l.r.LeaseHolder(ctx, cluster)
+	return lease.Holder, held, err
 }
 
 // ApprovalsOptions configure OpenApprovals.
@@ -43,6 +81,8 @@ type ApprovalsOptions struct {
 	HTTPClient *http.Client
 	Now        func() time.Time
 	Kick       func()
+	// Registerer receives the action metrics (nil: none).
+	Registerer prometheus.Registerer
 	// LearnTeam asks Slack (auth.test) for the workspace when
 	// approvals.team_id is unset (the server; the CLI takes no clicks).
 	LearnTeam bool
@@ -55,7 +95,7 @@ type ApprovalsOptions struct {
 // once the Slack transport's resolver is set (Service.SetGroupResolver);
 // until then group entries match nobody.
 func OpenApprovals(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.Logger, o ApprovalsOptions) (*approvals.Service, func() error, error) {
-	rt, err := NewActionRuntime(cfg, st, log)
+	rt, err := NewActionRuntime(cfg, st, log, RuntimeOptions{Name: o.Name, HTTPClient: o.HTTPClient, Registerer: o.Registerer, Now: o.Now})
 	if err != nil {
 		return nil, nil, fmt.Errorf("actions: %w", err)
 	}
@@ -102,7 +142,7 @@ func ProcessName(role string) string {
 // processor stores each report through it, and Run starts its worker.
 func (a *App) setupApprovals(ctx context.Context) error {
 	svc, closeRT, err := OpenApprovals(ctx, a.cfg, a.Store, a.log, ApprovalsOptions{
-		Name: ProcessName("server"), HTTPClient: a.opts.HTTPClient, Now: a.opts.Now, Kick: a.Outbox.Kick, LearnTeam: true,
+		Name: ProcessName("server"), HTTPClient: a.opts.HTTPClient, Now: a.opts.Now, Kick: a.Outbox.Kick, LearnTeam: true, Registerer: a.reg,
 	})
 	if err != nil {
 		return err

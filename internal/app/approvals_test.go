@@ -50,7 +50,7 @@ func (s *stubActions) Run(_ context.Context, exec actions.Execution, progress fu
 func TestApprovalFlowInTheRuntime(t *testing.T) {
 	stub := &stubActions{}
 	old := NewActionRuntime
-	NewActionRuntime = func(*config.Config, *store.Store, *slog.Logger) (*ActionRuntime, error) {
+	NewActionRuntime = func(*config.Config, *store.Store, *slog.Logger, RuntimeOptions) (*ActionRuntime, error) {
 		return &ActionRuntime{Planner: stub, Executor: stub}, nil
 	}
 	t.Cleanup(func() { NewActionRuntime = old })

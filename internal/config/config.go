@@ -226,6 +226,9 @@ type Cluster struct {
 	// Keeper is the cluster's ZooKeeper / ClickHouse Keeper ensemble
 	// (keeper).
 	Keeper Keeper `yaml:"keeper"`
+	// Actions configures the actions on this cluster (actions); see
+	// actions.go.
+	Actions ClusterActions `yaml:"actions"`
 }
 
 // IsDefault reports whether the cluster has an empty match, i.e. is the
@@ -237,6 +240,7 @@ func (c *Cluster) setDefaults() {
 	c.ClickHouse.Database = "default"
 	c.Keeper.Kind = KeeperKindZooKeeper
 	c.Keeper.Commands = DefaultKeeperCommands()
+	c.Actions.setDefaults()
 }
 
 // ClickHouse is how chmedic connects to a cluster's ClickHouse servers.

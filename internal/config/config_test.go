@@ -555,6 +555,7 @@ func TestExampleLoads(t *testing.T) {
 		"  - name: local",
 		"    clickhouse: {nodes: [{name: ch-1, address: '127.0.0.1:9000'}]}",
 		"    keeper: {nodes: [{name: keeper-1, address: '127.0.0.1:2181'}]}",
+		"    actions: {clickhouse: {user: chmedic_actions}}",
 		"slack: {channel: '#clickhouse-alerts'}",
 	), nil, nil)
 	d.File, d.Store.Path = c.File, c.Store.Path

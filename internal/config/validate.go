@@ -195,6 +195,7 @@ func (d *decoder) validateClusters(cs []Cluster) {
 				d.fail(pcmd, "duplicate command %q", cmd)
 			}
 		}
+		d.validateActions(p+".actions", &c.Actions)
 	}
 }
 

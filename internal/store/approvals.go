@@ -51,16 +51,6 @@ const migrationApprovals = `CREATE TABLE approval_requests (
 		created_at INTEGER NOT NULL,
 		PRIMARY KEY (request_id, voter)
 	);
-	CREATE TABLE approval_executions (
-		id          TEXT PRIMARY KEY,
-		request_id  TEXT NOT NULL UNIQUE REFERENCES approval_requests (id),
-		state       TEXT NOT NULL,
-		runner      TEXT NOT NULL DEFAULT '',
-		outcome     BLOB NOT NULL DEFAULT '',
-		started_at  INTEGER NOT NULL,
-		updated_at  INTEGER NOT NULL,
-		finished_at INTEGER
-	);
 	CREATE TABLE audit_log (
 		id         INTEGER PRIMARY KEY AUTOINCREMENT,
 		at         INTEGER NOT NULL,
@@ -369,7 +359,9 @@ func (s *Store) Votes(ctx context.Context, requestID string) ([]ApprovalVote, er
 
 // Execution states are the actions.Exec* names.
 
-// ApprovalExecution is the one execution of an approved request.
+// ApprovalExecution is the one execution of an approved request: a view of
+// its row in action_executions (executions.go), where the actions Runner
+// records its state and steps.
 type ApprovalExecution struct {
 	ID         string
 	RequestID  string
@@ -381,67 +373,54 @@ type ApprovalExecution struct {
 	FinishedAt time.Time
 }
 
-// StartExecution creates the request's execution, or returns the existing
-// one (a resume reuses it, so the runner skips the steps recorded as done).
-// Its state becomes running and runner is recorded.
-func (s *Store) StartExecution(ctx context.Context, requestID, runner string) (ApprovalExecution, error) {
-	var e ApprovalExecution
+func approvalExecution(e ExecutionRecord) ApprovalExecution {
+	return ApprovalExecution{ID: e.ID, RequestID: e.RequestID, State: e.State, Runner: e.Holder, Outcome: e.Outcome,
+		StartedAt: e.StartedAt, UpdatedAt: e.UpdatedAt, FinishedAt: e.FinishedAt}
+}
+
+// StartApprovalExecution creates the request's execution from its approved
+// plan, or returns the existing one (a resume reuses it, so the runner
+// skips the steps recorded as done), and records runner as its holder. Its
+// state is left to the Runner, which marks it running when it starts.
+func (s *Store) StartApprovalExecution(ctx context.Context, requestID, runner string) (ApprovalExecution, error) {
+	var e ExecutionRecord
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		now := millis(s.now())
-		id := newID()
-		if _, err := tx.ExecContext(ctx, `INSERT INTO approval_executions (id, request_id, state, runner, started_at, updated_at) VALUES (?, ?, 'running', ?, ?, ?)
-			ON CONFLICT (request_id) DO UPDATE SET state = 'running', runner = excluded.runner, updated_at = excluded.updated_at, finished_at = NULL`,
-			id, requestID, runner, now, now); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO action_executions (id, request_id, cluster, kind, plan, plan_hash, state, holder, created_at, updated_at)
+			SELECT ?, id, cluster, kind, plan, plan_hash, ?, ?, ?, ? FROM approval_requests WHERE id = ?
+			AND NOT EXISTS (SELECT 1 FROM action_executions WHERE request_id = ?)`,
+			newID(), ExecutionPending, runner, now, now, requestID, requestID); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE action_executions SET holder = ?, updated_at = ? WHERE request_id = ?`, runner, now, requestID); err != nil {
 			return err
 		}
 		var err error
-		e, err = scanExecution(tx.QueryRowContext(ctx, `SELECT `+execCols+` FROM approval_executions WHERE request_id = ?`, requestID))
+		e, err = scanExecution(tx.QueryRowContext(ctx, `SELECT `+executionColumns+` FROM action_executions WHERE request_id = ? AND request_id != ''`, requestID))
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("request %q: %w", requestID, ErrNotFound)
+		}
 		return err
 	})
 	if err != nil {
-		return e, fmt.Errorf("start execution of %s: %w", requestID, err)
+		return ApprovalExecution{}, fmt.Errorf("start execution of %s: %w", requestID, err)
 	}
-	return e, nil
+	return approvalExecution(e), nil
 }
 
-// FinishExecution records an execution's end (or interruption).
-func (s *Store) FinishExecution(ctx context.Context, id, state string, outcome []byte) error {
-	if outcome == nil {
-		outcome = []byte{}
-	}
-	now := millis(s.now())
-	res, err := s.db.ExecContext(ctx, `UPDATE approval_executions SET state = ?, outcome = ?, updated_at = ?, finished_at = ? WHERE id = ?`, state, outcome, now, now, id)
+// FinishApprovalExecution records an execution's end (or interruption, or
+// abort) as the approval flow decided it.
+func (s *Store) FinishApprovalExecution(ctx context.Context, id, state string, outcome []byte) error {
+	return s.FinishExecution(ctx, id, state, outcome, "")
+}
+
+// ApprovalExecutionOf loads a request's execution.
+func (s *Store) ApprovalExecutionOf(ctx context.Context, requestID string) (ApprovalExecution, error) {
+	e, err := s.ExecutionForRequest(ctx, requestID)
 	if err != nil {
-		return fmt.Errorf("execution %s: %w", id, err)
+		return ApprovalExecution{}, err
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("execution %s: %w", id, ErrNotFound)
-	}
-	return nil
-}
-
-const execCols = `id, request_id, state, runner, outcome, started_at, updated_at, COALESCE(finished_at, 0)`
-
-func scanExecution(sc interface{ Scan(...any) error }) (ApprovalExecution, error) {
-	var e ApprovalExecution
-	var started, updated, finished int64
-	if err := sc.Scan(&e.ID, &e.RequestID, &e.State, &e.Runner, &e.Outcome, &started, &updated, &finished); err != nil {
-		return e, err
-	}
-	e.StartedAt, e.UpdatedAt = fromMillis(started), fromMillis(updated)
-	if finished != 0 {
-		e.FinishedAt = fromMillis(finished)
-	}
-	return e, nil
-}
-
-// ExecutionOf loads a request's execution.
-func (s *Store) ExecutionOf(ctx context.Context, requestID string) (ApprovalExecution, error) {
-	e, err := scanExecution(s.db.QueryRowContext(ctx, `SELECT `+execCols+` FROM approval_executions WHERE request_id = ?`, requestID))
-	if errors.Is(err, sql.ErrNoRows) {
-		return e, fmt.Errorf("execution of %q: %w", requestID, ErrNotFound)
-	}
-	return e, err
+	return approvalExecution(e), nil
 }
 
 // AuditEntry is one line of the append-only audit log.

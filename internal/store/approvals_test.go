@@ -106,21 +106,21 @@ func TestTransitionsAndExecutionsAreOnce(t *testing.T) {
 	if err := s.TransitionRequest(ctx, "nope", []string{ReqApproved}, ReqRunning, ""); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("claim of nothing: %v", err)
 	}
-	e1, err := s.StartExecution(ctx, r.ID, "server a")
+	e1, err := s.StartApprovalExecution(ctx, r.ID, "server a")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.FinishExecution(ctx, e1.ID, "interrupted", nil); err != nil {
+	if err := s.FinishApprovalExecution(ctx, e1.ID, "interrupted", nil); err != nil {
 		t.Fatal(err)
 	}
-	e2, err := s.StartExecution(ctx, r.ID, "cli b")
-	if err != nil || e2.ID != e1.ID || e2.State != "running" || e2.Runner != "cli b" {
+	e2, err := s.StartApprovalExecution(ctx, r.ID, "cli b")
+	if err != nil || e2.ID != e1.ID || e2.State != "interrupted" || e2.Runner != "cli b" {
 		t.Fatalf("resume: %+v %v (first %s)", e2, err, e1.ID)
 	}
-	if err := s.FinishExecution(ctx, e2.ID, "succeeded", []byte(`{"state":"succeeded"}`)); err != nil {
+	if err := s.FinishApprovalExecution(ctx, e2.ID, "succeeded", []byte(`{"state":"succeeded"}`)); err != nil {
 		t.Fatal(err)
 	}
-	got, err := s.ExecutionOf(ctx, r.ID)
+	got, err := s.ApprovalExecutionOf(ctx, r.ID)
 	if err != nil || got.State != "succeeded" || string(got.Outcome) != `{"state":"succeeded"}` || got.FinishedAt.IsZero() {
 		t.Fatalf("execution: %+v %v", got, err)
 	}

@@ -180,6 +180,45 @@ var migrations = []string{
 	migrationApprovals,
 	// 8: keyed thread replies updated in place (see replies.go).
 	migrationKeyedReplies,
+	// 9 (actions): executions (executions.go): approved plans run step by step, each
+	// step's state and result, and the per-cluster action lease.
+	`CREATE TABLE action_executions (
+		id          TEXT PRIMARY KEY,
+		request_id  TEXT NOT NULL DEFAULT '',
+		cluster     TEXT NOT NULL,
+		kind        TEXT NOT NULL,
+		plan        BLOB NOT NULL,
+		plan_hash   TEXT NOT NULL,
+		state       TEXT NOT NULL,
+		holder      TEXT NOT NULL DEFAULT '',
+		outcome     BLOB,
+		error       TEXT NOT NULL DEFAULT '',
+		created_at  INTEGER NOT NULL,
+		updated_at  INTEGER NOT NULL,
+		started_at  INTEGER,
+		finished_at INTEGER
+	);
+	CREATE UNIQUE INDEX action_executions_request ON action_executions (request_id) WHERE request_id != '';
+	CREATE INDEX action_executions_state ON action_executions (state, created_at);
+	CREATE TABLE action_steps (
+		execution_id TEXT NOT NULL REFERENCES action_executions (id),
+		idx          INTEGER NOT NULL,
+		step_id      TEXT NOT NULL,
+		state        TEXT NOT NULL,
+		attempts     INTEGER NOT NULL DEFAULT 0,
+		result       BLOB,
+		error        TEXT NOT NULL DEFAULT '',
+		started_at   INTEGER,
+		finished_at  INTEGER,
+		PRIMARY KEY (execution_id, step_id)
+	);
+	CREATE TABLE action_leases (
+		cluster      TEXT PRIMARY KEY,
+		holder       TEXT NOT NULL,
+		execution_id TEXT NOT NULL DEFAULT '',
+		acquired_at  INTEGER NOT NULL,
+		expires_at   INTEGER NOT NULL
+	);`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {
