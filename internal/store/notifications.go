@@ -35,9 +35,12 @@ type Notification struct {
 	ProcessedAt time.Time
 }
 
-// Accept stores n unless a notification with the same dedup key was received
-// within window (window 0 disables deduplication). It returns the stored id,
-// or the earlier one and duplicate=true.
+// Accept stores n unless it repeats its group's latest state: when the
+// group's most recently accepted notification has the same dedup key and was
+// received within window (window 0 disables deduplication), it returns that
+// notification's id and duplicate=true. Only the latest state counts, as
+// Alertmanager's nflog does: firing, resolved, then firing again is three
+// events even within the window.
 func (s *Store) Accept(ctx context.Context, n Notification, window time.Duration) (id int64, duplicate bool, err error) {
 	now := s.now()
 	if n.ReceivedAt.IsZero() {
@@ -45,13 +48,17 @@ func (s *Store) Accept(ctx context.Context, n Notification, window time.Duration
 	}
 	err = s.tx(ctx, func(tx *sql.Tx) error {
 		if window > 0 {
+			var key string
+			var recv int64
 			err := tx.QueryRowContext(ctx,
-				`SELECT id FROM notifications WHERE dedup_key = ? AND received_at >= ? ORDER BY id DESC LIMIT 1`,
-				n.DedupKey, millis(n.ReceivedAt.Add(-window))).Scan(&id)
+				`SELECT id, dedup_key, received_at FROM notifications WHERE group_key = ? ORDER BY id DESC LIMIT 1`,
+				n.GroupKey).Scan(&id, &key, &recv)
 			switch {
 			case err == nil:
-				duplicate = true
-				return nil
+				if key == n.DedupKey && recv >= millis(n.ReceivedAt.Add(-window)) {
+					duplicate = true
+					return nil
+				}
 			case !errors.Is(err, sql.ErrNoRows):
 				return err
 			}

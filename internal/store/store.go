@@ -162,6 +162,10 @@ var migrations = []string{
 	);`,
 	// 4: how many alerts a thread's group had firing at its last message.
 	`ALTER TABLE slack_threads ADD COLUMN firing INTEGER NOT NULL DEFAULT 0;`,
+	// 5 (ingest): deduplication compares with the group's latest
+	// notification (notifications_group serves it); the dedup-key index is
+	// no longer read.
+	`DROP INDEX IF EXISTS notifications_dedup;`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {
