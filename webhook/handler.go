@@ -17,11 +17,12 @@ type Acceptor interface {
 
 // Enqueuer hands accepted notifications to the workers. TryReserve takes a
 // queue slot without blocking; the slot is then either used by Push or
-// returned by Release.
+// returned by Release. Push takes the group key so that one group's
+// notifications are processed one at a time.
 type Enqueuer interface {
 	TryReserve() bool
 	Release()
-	Push(id int64)
+	Push(id int64, groupKey string)
 }
 
 // Handler is the POST /webhook endpoint.
@@ -103,7 +104,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, response{Status: "duplicate", ID: id})
 		return
 	}
-	h.Queue.Push(id)
+	h.Queue.Push(id, msg.GroupKey)
 	h.Metrics.Received.WithLabelValues("accepted").Inc()
 	h.Log.Info("webhook: notification accepted", "id", id, "group_key", msg.GroupKey, "status", msg.Status,
 		"alerts", len(msg.Alerts), "receiver", msg.Receiver)

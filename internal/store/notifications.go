@@ -14,7 +14,13 @@ const (
 	StateProcessing = "processing"
 	StateDone       = "done"
 	StateFailed     = "failed"
+	// StateStale: dropped unprocessed because its group had already
+	// processed a newer notification (see webhook's ordering rule).
+	StateStale = "stale"
 )
+
+// NotificationStates lists every notification state (for metrics).
+var NotificationStates = []string{StatePending, StateProcessing, StateDone, StateFailed, StateStale}
 
 // ErrNotFound is returned when a record does not exist.
 var ErrNotFound = errors.New("not found")
@@ -159,17 +165,22 @@ func (s *Store) NotificationCounts(ctx context.Context) (map[string]int, error) 
 	return s.countByState(ctx, "notifications")
 }
 
-// Prune deletes what is finished and older than cutoff: processed
-// notifications, and delivered (or given-up) outbox entries. Threads are
+// Prune deletes what is finished and older than cutoff: processed (or
+// stale) notifications, the ordering marks of groups idle since, and delivered (or given-up) outbox entries. Threads are
 // kept, so a late resolve still updates its message.
 func (s *Store) Prune(ctx context.Context, cutoff time.Time) (int64, error) {
 	var n int64
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `DELETE FROM notifications WHERE state IN (?, ?) AND received_at < ?`, StateDone, StateFailed, millis(cutoff))
+		res, err := tx.ExecContext(ctx, `DELETE FROM notifications WHERE state IN (?, ?, ?) AND received_at < ?`, StateDone, StateFailed, StateStale, millis(cutoff))
 		if err != nil {
 			return err
 		}
 		a, _ := res.RowsAffected()
+		// Marks of groups idle for longer than the retention: every
+		// notification they could order is gone too.
+		if _, err := tx.ExecContext(ctx, `DELETE FROM notification_groups WHERE updated_at < ?`, millis(cutoff)); err != nil {
+			return err
+		}
 		res, err = tx.ExecContext(ctx, `DELETE FROM outbox WHERE state IN (?, ?, ?) AND created_at < ?`, OutboxSent, OutboxFailed, OutboxSuperseded, millis(cutoff))
 		if err != nil {
 			return err

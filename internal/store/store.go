@@ -166,6 +166,14 @@ var migrations = []string{
 	// notification (notifications_group serves it); the dedup-key index is
 	// no longer read.
 	`DROP INDEX IF EXISTS notifications_dedup;`,
+	// 6 (ingest): the last processed notification of each alert group, so
+	// the queue can drop notifications older than it.
+	`CREATE TABLE notification_groups (
+		group_key       TEXT PRIMARY KEY,
+		notification_id INTEGER NOT NULL,
+		alerts          TEXT NOT NULL,
+		updated_at      INTEGER NOT NULL
+	);`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {
