@@ -36,6 +36,11 @@ import (
 //     in common) the order in which chmedic accepted them decides: a
 //     notification accepted before the mark's is stale.
 //
+// Only alerts present in both are compared: a payload truncated by
+// max_alerts (truncatedAlerts > 0) carries a subset of the group, and an
+// alert that left the group proves nothing. Alertmanager adds no other
+// ordering data to the payload.
+//
 // A stale notification is not processed: it is stored as "stale" with the
 // reason and counted in chmedic_notifications_processed_total{result="stale"},
 // so a retried firing processed after its resolve cannot flip the thread
