@@ -17,11 +17,12 @@ type Acceptor interface {
 
 // Enqueuer hands accepted notifications to the workers. TryReserve takes a
 // queue slot without blocking; the slot is then either used by Push or
-// returned by Release.
+// returned by Release. Push takes the group key so that one group's
+// notifications are processed one at a time.
 type Enqueuer interface {
 	TryReserve() bool
 	Release()
-	Push(id int64)
+	Push(id int64, groupKey string)
 }
 
 // Handler is the POST /webhook endpoint.
@@ -100,14 +101,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.Queue.Release()
 		h.Metrics.Received.WithLabelValues("duplicate").Inc()
 		h.Log.Debug("webhook: duplicate notification collapsed", "id", id, "group_key", msg.GroupKey, "status", msg.Status)
-		writeJSON(w, http.StatusOK, response{Status: "duplicate", ID: id})
+		h.writeJSON(w, http.StatusOK, response{Status: "duplicate", ID: id})
 		return
 	}
-	h.Queue.Push(id)
+	h.Queue.Push(id, msg.GroupKey)
 	h.Metrics.Received.WithLabelValues("accepted").Inc()
 	h.Log.Info("webhook: notification accepted", "id", id, "group_key", msg.GroupKey, "status", msg.Status,
 		"alerts", len(msg.Alerts), "receiver", msg.Receiver)
-	writeJSON(w, http.StatusOK, response{Status: "accepted", ID: id})
+	h.writeJSON(w, http.StatusOK, response{Status: "accepted", ID: id})
 }
 
 func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
@@ -118,11 +119,14 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	h.Metrics.Rejected.WithLabelValues(re.Kind).Inc()
 	h.Log.Warn("webhook: request rejected", "status", re.Status, "reason", re.Reason,
 		"remote_addr", r.RemoteAddr, "user_agent", r.UserAgent())
-	writeJSON(w, re.Status, response{Status: "rejected", Error: re.Reason})
+	h.writeJSON(w, re.Status, response{Status: "rejected", Error: re.Reason})
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
+func (h *Handler) writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	if err := json.NewEncoder(w).Encode(v); err != nil && h.Log != nil {
+		// The client went away; what was accepted stays accepted.
+		h.Log.Debug("webhook: writing the answer failed", "status", status, "err", err)
+	}
 }

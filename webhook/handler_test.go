@@ -48,7 +48,7 @@ func (q *fakeQueue) TryReserve() bool {
 	return true
 }
 func (q *fakeQueue) Release() { q.mu.Lock(); q.used--; q.mu.Unlock() }
-func (q *fakeQueue) Push(id int64) {
+func (q *fakeQueue) Push(id int64, _ string) {
 	q.mu.Lock()
 	q.pushed = append(q.pushed, id)
 	q.mu.Unlock()

@@ -15,6 +15,7 @@ import (
 	"io"
 	"net/http"
 	"sort"
+	"strconv"
 
 	"github.com/prometheus/alertmanager/template"
 )
@@ -124,18 +125,22 @@ func (m *Message) Validate() error {
 	return nil
 }
 
-// DedupKey identifies "the same event": the same group, the same overall
-// status and the same set of alerts each in the same state. Alertmanager's
-// repeat notifications and an HA pair's duplicate sends share it; a group
-// that gains, loses or resolves an alert gets a new one.
+// DedupKey identifies one state of a group: the group, its overall status,
+// how many alerts were truncated, and each alert's fingerprint, status and
+// startsAt (and endsAt once resolved; Alertmanager sends firing alerts with
+// a zero endsAt). Alert order does not matter. The store collapses a
+// notification only when it equals the group's latest accepted state, as
+// Alertmanager's nflog compares with its latest entry: a repeat or an HA
+// twin of that state is one event; any other state (an alert gained, lost,
+// resolved, or firing again with a new startsAt) is a change.
 func (m *Message) DedupKey() string {
 	parts := make([]string, 0, len(m.Alerts))
 	for _, a := range m.Alerts {
-		fp := a.Fingerprint
-		if fp == "" {
-			fp = labelsKey(a.Labels)
+		p := alertID(a) + "=" + a.Status + "@" + strconv.FormatInt(a.StartsAt.UnixNano(), 10)
+		if a.Status == "resolved" {
+			p += "-" + strconv.FormatInt(a.EndsAt.UnixNano(), 10)
 		}
-		parts = append(parts, fp+"="+a.Status)
+		parts = append(parts, p)
 	}
 	sort.Strings(parts)
 	h := sha256.New()
@@ -145,6 +150,16 @@ func (m *Message) DedupKey() string {
 		h.Write([]byte(p))
 	}
 	return hex.EncodeToString(h.Sum(nil))
+}
+
+// alertID is the alert's fingerprint, or (for hand-made payloads without
+// one) a hash of its labels.
+func alertID(a template.Alert) string {
+	if a.Fingerprint != "" {
+		return a.Fingerprint
+	}
+	sum := sha256.Sum256([]byte(labelsKey(a.Labels)))
+	return "labels:" + hex.EncodeToString(sum[:8])
 }
 
 func labelsKey(kv template.KV) string {

@@ -4,12 +4,15 @@ import "github.com/prometheus/client_golang/prometheus"
 
 // Metrics are the receiver's and the queue's Prometheus metrics.
 type Metrics struct {
-	Received   *prometheus.CounterVec
-	Rejected   *prometheus.CounterVec
-	Processed  *prometheus.CounterVec
-	QueueDepth prometheus.Gauge
-	InFlight   prometheus.Gauge
-	Duration   prometheus.Histogram
+	Received  *prometheus.CounterVec
+	Rejected  *prometheus.CounterVec
+	Processed *prometheus.CounterVec
+	// QueueErrors counts store errors of the queue by operation; each one
+	// is logged and its notification retried (or replayed on restart).
+	QueueErrors *prometheus.CounterVec
+	QueueDepth  prometheus.Gauge
+	InFlight    prometheus.Gauge
+	Duration    prometheus.Histogram
 }
 
 // NewMetrics creates the metrics and registers them with reg (which may be nil).
@@ -25,8 +28,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"reason"}),
 		Processed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "chmedic_notifications_processed_total",
-			Help: "Accepted notifications processed, by result (done, failed, retried, requeued).",
+			Help: "Accepted notifications processed, by result (done, failed, retried, requeued, stale).",
 		}, []string{"result"}),
+		QueueErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "chmedic_queue_store_errors_total",
+			Help: "Store errors of the notification queue, by operation (load, load_mark, mark_stale, start, record, requeue); the notification is retried.",
+		}, []string{"op"}),
 		QueueDepth: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "chmedic_queue_depth",
 			Help: "Notifications accepted and waiting for a worker.",
@@ -44,8 +51,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	for _, reason := range []string{"unauthorized", "method", "too_large", "bad_json", "bad_version", "missing_group_key", "missing_alerts", "bad_status", "missing_labels", "empty", "read_error", "queue_full", "store_error"} {
 		m.Rejected.WithLabelValues(reason)
 	}
+	for _, result := range []string{"done", "failed", "retried", "requeued", "stale"} {
+		m.Processed.WithLabelValues(result)
+	}
+	for _, op := range []string{"load", "load_mark", "mark_stale", "start", "record", "requeue"} {
+		m.QueueErrors.WithLabelValues(op)
+	}
 	if reg != nil {
-		reg.MustRegister(m.Received, m.Rejected, m.Processed, m.QueueDepth, m.InFlight, m.Duration)
+		reg.MustRegister(m.Received, m.Rejected, m.Processed, m.QueueErrors, m.QueueDepth, m.InFlight, m.Duration)
 	}
 	return m
 }

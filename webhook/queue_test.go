@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -61,7 +62,12 @@ func waitState(t *testing.T, s *store.Store, id int64, want string) {
 	t.Fatalf("notification %d state %q, want %q", id, n.State, want)
 }
 
-func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+func quietLog() *slog.Logger {
+	if os.Getenv("QLOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
 
 func TestQueueReplaysUnfinishedAfterRestart(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "q.db")
@@ -111,7 +117,7 @@ func TestQueueRetriesThenFails(t *testing.T) {
 	if !q.TryReserve() {
 		t.Fatal("no slot")
 	}
-	q.Push(id)
+	q.Push(id, "g")
 	waitState(t, s, id, store.StateDone)
 	if calls.Load() != 2 {
 		t.Fatalf("calls = %d, want 2 (one failure, one retry)", calls.Load())
@@ -147,7 +153,7 @@ func TestQueueShutdownRequeuesInterruptedWork(t *testing.T) {
 	}
 	id := accept(t, s, "g")
 	q.TryReserve()
-	q.Push(id)
+	q.Push(id, "g")
 	<-started
 	cancel()     // SIGTERM: stop taking work
 	cancelWork() // the drain bound expired

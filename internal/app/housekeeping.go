@@ -36,7 +36,7 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	if m, err := c.st.NotificationCounts(ctx); err == nil {
-		for _, s := range []string{store.StatePending, store.StateProcessing, store.StateDone, store.StateFailed} {
+		for _, s := range store.NotificationStates {
 			ch <- prometheus.MustNewConstMetric(c.notifications, prometheus.GaugeValue, float64(m[s]), s)
 		}
 	}

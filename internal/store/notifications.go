@@ -14,7 +14,13 @@ const (
 	StateProcessing = "processing"
 	StateDone       = "done"
 	StateFailed     = "failed"
+	// StateStale: dropped unprocessed because its group had already
+	// processed a newer notification (see webhook's ordering rule).
+	StateStale = "stale"
 )
+
+// NotificationStates lists every notification state (for metrics).
+var NotificationStates = []string{StatePending, StateProcessing, StateDone, StateFailed, StateStale}
 
 // ErrNotFound is returned when a record does not exist.
 var ErrNotFound = errors.New("not found")
@@ -35,9 +41,12 @@ type Notification struct {
 	ProcessedAt time.Time
 }
 
-// Accept stores n unless a notification with the same dedup key was received
-// within window (window 0 disables deduplication). It returns the stored id,
-// or the earlier one and duplicate=true.
+// Accept stores n unless it repeats its group's latest state: when the
+// group's most recently accepted notification has the same dedup key and was
+// received within window (window 0 disables deduplication), it returns that
+// notification's id and duplicate=true. Only the latest state counts, as
+// Alertmanager's nflog does: firing, resolved, then firing again is three
+// events even within the window.
 func (s *Store) Accept(ctx context.Context, n Notification, window time.Duration) (id int64, duplicate bool, err error) {
 	now := s.now()
 	if n.ReceivedAt.IsZero() {
@@ -45,13 +54,17 @@ func (s *Store) Accept(ctx context.Context, n Notification, window time.Duration
 	}
 	err = s.tx(ctx, func(tx *sql.Tx) error {
 		if window > 0 {
+			var key string
+			var recv int64
 			err := tx.QueryRowContext(ctx,
-				`SELECT id FROM notifications WHERE dedup_key = ? AND received_at >= ? ORDER BY id DESC LIMIT 1`,
-				n.DedupKey, millis(n.ReceivedAt.Add(-window))).Scan(&id)
+				`SELECT id, dedup_key, received_at FROM notifications WHERE group_key = ? ORDER BY id DESC LIMIT 1`,
+				n.GroupKey).Scan(&id, &key, &recv)
 			switch {
 			case err == nil:
-				duplicate = true
-				return nil
+				if key == n.DedupKey && recv >= millis(n.ReceivedAt.Add(-window)) {
+					duplicate = true
+					return nil
+				}
 			case !errors.Is(err, sql.ErrNoRows):
 				return err
 			}
@@ -152,17 +165,22 @@ func (s *Store) NotificationCounts(ctx context.Context) (map[string]int, error) 
 	return s.countByState(ctx, "notifications")
 }
 
-// Prune deletes what is finished and older than cutoff: processed
-// notifications, and delivered (or given-up) outbox entries. Threads are
+// Prune deletes what is finished and older than cutoff: processed (or
+// stale) notifications, the ordering marks of groups idle since, and delivered (or given-up) outbox entries. Threads are
 // kept, so a late resolve still updates its message.
 func (s *Store) Prune(ctx context.Context, cutoff time.Time) (int64, error) {
 	var n int64
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `DELETE FROM notifications WHERE state IN (?, ?) AND received_at < ?`, StateDone, StateFailed, millis(cutoff))
+		res, err := tx.ExecContext(ctx, `DELETE FROM notifications WHERE state IN (?, ?, ?) AND received_at < ?`, StateDone, StateFailed, StateStale, millis(cutoff))
 		if err != nil {
 			return err
 		}
 		a, _ := res.RowsAffected()
+		// Marks of groups idle for longer than the retention: every
+		// notification they could order is gone too.
+		if _, err := tx.ExecContext(ctx, `DELETE FROM notification_groups WHERE updated_at < ?`, millis(cutoff)); err != nil {
+			return err
+		}
 		res, err = tx.ExecContext(ctx, `DELETE FROM outbox WHERE state IN (?, ?, ?) AND created_at < ?`, OutboxSent, OutboxFailed, OutboxSuperseded, millis(cutoff))
 		if err != nil {
 			return err

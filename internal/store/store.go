@@ -3,8 +3,10 @@
 // processing state, the Slack outbox and message threads, and, as later
 // features land, approvals, actions, audit and digest history.
 //
-// The database runs in WAL mode with a busy timeout; the schema is created
-// and upgraded by numbered migrations on Open.
+// The database runs in WAL mode with synchronous=FULL (every commit syncs
+// the WAL, so a notification answered 200 survives power loss, not only a
+// process crash) and a busy timeout; the schema is created and upgraded by
+// numbered migrations on Open.
 package store
 
 import (
@@ -45,7 +47,10 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	q := url.Values{}
 	q.Add("_pragma", "busy_timeout(5000)")
 	q.Add("_pragma", "journal_mode(WAL)")
-	q.Add("_pragma", "synchronous(NORMAL)")
+	// FULL, not NORMAL: in WAL mode NORMAL does not sync on commit and can
+	// lose the last transactions on a kernel crash or power loss, and the
+	// webhook answers 200 only once the notification is committed.
+	q.Add("_pragma", "synchronous(FULL)")
 	q.Add("_pragma", "foreign_keys(1)")
 	q.Set("_txlock", "immediate")
 	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
@@ -218,6 +223,18 @@ var migrations = []string{
 		execution_id TEXT NOT NULL DEFAULT '',
 		acquired_at  INTEGER NOT NULL,
 		expires_at   INTEGER NOT NULL
+	);`,
+	// 10 (ingest): deduplication compares with the group's latest
+	// notification (notifications_group serves it); the dedup-key index is
+	// no longer read.
+	`DROP INDEX IF EXISTS notifications_dedup;`,
+	// 11 (ingest): the last processed notification of each alert group, so
+	// the queue can drop notifications older than it.
+	`CREATE TABLE notification_groups (
+		group_key       TEXT PRIMARY KEY,
+		notification_id INTEGER NOT NULL,
+		alerts          TEXT NOT NULL,
+		updated_at      INTEGER NOT NULL
 	);`,
 }
 
