@@ -218,11 +218,26 @@ func PlanRestore(before, now Snapshot, p Privileges) (Restore, error) {
 	want := union(r, b)
 	state := r.clone()
 	for _, e := range want.elements() {
+		// Keep only the leaves that change something: the rest was granted
+		// (or revoked) by someone during the freeze already.
+		useful := map[string]bool{}
+		for _, l := range e.leaves {
+			one := e
+			one.names = []string{l}
+			next := state.clone()
+			next.applyElement(one)
+			if !next.equal(state) {
+				useful[l] = true
+			}
+		}
+		if len(useful) == 0 {
+			continue
+		}
+		if len(useful) < len(e.leaves) {
+			e.names = compress(useful, e.depth)
+		}
 		next := state.clone()
 		next.applyElement(e)
-		if next.equal(state) {
-			continue // changes nothing: someone granted it during the freeze
-		}
 		state = next
 		res.Statements = append(res.Statements, formatElement(e, now.Target))
 	}

@@ -334,17 +334,16 @@ func listHeld(a, b *rights) []Grant {
 		y.root.materialize(x.root)
 	}
 	var out []Grant
-	var walk func(xn, yn *node, reported map[string]bool)
-	walk = func(xn, yn *node, reported map[string]bool) {
-		extra := map[string]bool{}
+	var walk func(xn, yn *node, repA, repG map[string]bool)
+	walk = func(xn, yn *node, repA, repG map[string]bool) {
+		extra, extraGO := map[string]bool{}, map[string]bool{}
 		for l := range xn.access {
-			if (yn == nil || !yn.access[l]) && !reported[l] {
+			if (yn == nil || !yn.access[l]) && !repA[l] {
 				extra[l] = true
 			}
 		}
-		extraGO := map[string]bool{}
 		for l := range xn.grant {
-			if (yn == nil || !yn.grant[l]) && extra[l] {
+			if (yn == nil || !yn.grant[l]) && !repG[l] {
 				extraGO[l] = true
 				delete(extra, l)
 			}
@@ -360,12 +359,13 @@ func listHeld(a, b *rights) []Grant {
 				out = append(out, Grant{Privilege: name, Scope: xn.scope, GrantOption: set.go_})
 			}
 		}
-		next := maps.Clone(reported)
+		nextA, nextG := maps.Clone(repA), maps.Clone(repG)
 		for l := range extra {
-			next[l] = true
+			nextA[l] = true
 		}
 		for l := range extraGO {
-			next[l] = true
+			nextA[l] = true
+			nextG[l] = true
 		}
 		keys := make([]string, 0, len(xn.children))
 		for k := range xn.children {
@@ -377,13 +377,13 @@ func listHeld(a, b *rights) []Grant {
 			if yn != nil {
 				yc = yn.children[k]
 			}
-			walk(xn.children[k], yc, next)
+			walk(xn.children[k], yc, nextA, nextG)
 		}
 	}
 	var yroot *node
 	if y != nil {
 		yroot = y.root
 	}
-	walk(x.root, yroot, map[string]bool{})
+	walk(x.root, yroot, map[string]bool{}, map[string]bool{})
 	return out
 }
