@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/chmedic/chmedic/internal/clickhouse"
+	"github.com/chmedic/chmedic/internal/ddlfreeze"
 )
 
 // CodeQueryIsProhibited is ClickHouse's QUERY_IS_PROHIBITED: "DDL queries
@@ -92,26 +93,31 @@ func (c Checker) Check(ctx context.Context) (State, error) {
 	defer cancel()
 	cfg := c.Node
 	cfg.MaxConns = 1
-	n, err := clickhouse.Open(cfg, clickhouse.WithDefaultTimeout(timeout))
+	n, err := ddlfreeze.DialNative(cfg, timeout)
 	if err != nil {
 		return State{}, err
 	}
 	defer n.Close()
 	var st State
-	if st.Version, err = n.ServerVersion(ctx); err != nil {
-		return State{}, err
-	}
-	rows, err := n.Query(ctx, "SELECT value, changed FROM system.settings WHERE name = '"+Setting+"'")
+	out, err := n.QueryStrings(ctx, "SELECT version()")
 	if err != nil {
 		return State{}, err
 	}
-	if len(rows) != 1 {
-		return State{}, fmt.Errorf("clickhouse node %q: system.settings has no %s", cfg.Name, Setting)
+	if len(out) == 1 {
+		st.Version, _ = clickhouse.ParseVersion(out[0])
 	}
-	st.AllowDDL = strings.TrimSpace(rows[0].String("value")) != "0"
-	st.Changed = rows[0].Bool("changed")
-	if c.ProbeDDL && !st.Version.AtLeast(20, 4) {
-		_, err := n.Query(ctx, "DROP TABLE IF EXISTS "+ProbeDatabase+".t")
+	out, err = n.QueryStrings(ctx, "SELECT concat(value, ' ', toString(changed)) FROM system.settings WHERE name = '"+Setting+"'")
+	if err != nil {
+		return State{}, err
+	}
+	if len(out) != 1 {
+		return State{}, fmt.Errorf("clickhouse node %q: system.settings has no %s", n.Name(), Setting)
+	}
+	value, changed, _ := strings.Cut(out[0], " ")
+	st.AllowDDL = value != "0"
+	st.Changed = changed == "1"
+	if c.ProbeDDL && !st.Version.IsZero() && !st.Version.AtLeast(20, 4) {
+		err := n.Exec(ctx, "DROP TABLE IF EXISTS "+ProbeDatabase+".t")
 		switch {
 		case clickhouse.ErrorCode(err) == CodeQueryIsProhibited:
 			st.Probe = "prohibited"
