@@ -35,6 +35,10 @@ import (
 // FileName is the override's name in users.d.
 const FileName = "chmedic-ddl-freeze.xml"
 
+// DefaultDir is the users.d directory of the Debian/RPM packages and the
+// official images (beside /etc/clickhouse-server/users.xml).
+const DefaultDir = "/etc/clickhouse-server/users.d"
+
 // Setting is the setting the override sets to 0.
 const Setting = "allow_ddl"
 
