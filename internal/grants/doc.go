@@ -12,7 +12,7 @@
 //	GRANT SELECT(id, name), INSERT(id) ON db.t TO app
 //	GRANT CREATE TABLE ON db.* TO app WITH GRANT OPTION
 //	REVOKE DROP TABLE ON db.keep FROM app
-//	REVOKE GRANT OPTION CREATE TABLE ON db.sealed FROM app
+//	REVOKE GRANT OPTION FOR CREATE TABLE ON db.sealed FROM app
 //	GRANT reader, writer TO app
 //	GRANT admin_role TO app WITH ADMIN OPTION
 //
@@ -20,8 +20,11 @@
 // may carry its own column list, several ON clauses may share a statement,
 // newer servers print wildcards (db.tab*, db*.*) and global-with-parameter
 // objects (ON S3, ON *). A partial revoke with only the grant option taken
-// away is printed "REVOKE GRANT OPTION x" by new servers and "REVOKE GRANT
-// OPTION FOR x" by old ones; both parse. Aliases (UPDATE for ALTER UPDATE,
+// away is "REVOKE GRANT OPTION FOR x" in SHOW GRANTS (ASTGrantQuery) and
+// "REVOKE GRANT OPTION x" in AccessRightsElement::toString; both parse. The
+// server sorts the lines so that a scope comes before the scopes inside it
+// and grants before partial revokes (AccessRights getElements), which is
+// what makes replaying them in order exact. Aliases (UPDATE for ALTER UPDATE,
 // ALL PRIVILEGES for ALL, USAGE for nothing) are resolved to the canonical
 // names.
 //
