@@ -347,3 +347,24 @@ func VerifyRestored(before, atRestore, after Snapshot, p Privileges) error {
 	}
 	return fmt.Errorf("%s is not restored: %s", after.Target, strings.Join(s, "; "))
 }
+
+// RolesNotFrozen returns, for each snapshot's target, the roles granted to
+// it that are not targets themselves: privileges those roles give are not
+// taken away by the freeze (REVOKE ... FROM a user does not touch its
+// roles). The plan lists them; the roles' own grants say whether they give
+// DDL.
+func RolesNotFrozen(snaps []Snapshot) map[Target][]string {
+	targets := map[Target]bool{}
+	for _, s := range snaps {
+		targets[s.Target] = true
+	}
+	out := map[Target][]string{}
+	for _, s := range snaps {
+		for _, r := range s.Roles {
+			if !targets[Target{Kind: Role, Name: r.Role}] && !slices.Contains(out[s.Target], r.Role) {
+				out[s.Target] = append(out[s.Target], r.Role)
+			}
+		}
+	}
+	return out
+}

@@ -376,3 +376,15 @@ func TestVerify(t *testing.T) {
 		t.Errorf("extra: %v", err)
 	}
 }
+
+func TestRolesNotFrozen(t *testing.T) {
+	role := Target{Kind: Role, Name: "ddl_role"}
+	got := RolesNotFrozen([]Snapshot{
+		snap(t, app, "GRANT ddl_role, reader TO app", "GRANT reader TO app WITH ADMIN OPTION"),
+		snap(t, role, "GRANT CREATE TABLE ON db.* TO ddl_role", "GRANT inner TO ddl_role"),
+	})
+	want := map[Target][]string{app: {"reader"}, role: {"inner"}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got %v", got)
+	}
+}
