@@ -388,3 +388,14 @@ func TestRolesNotFrozen(t *testing.T) {
 		t.Errorf("got %v", got)
 	}
 }
+
+func TestWildcardScopesComeFirst(t *testing.T) {
+	f, err := PlanFreeze(snap(t, app, "GRANT CREATE TABLE ON db.table1 TO app", "GRANT CREATE TABLE ON db.tab* TO app", "GRANT DROP TABLE ON db*.* TO app"), DefaultPrivileges())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"GRANT DROP TABLE ON `db`*.* TO `app`", "GRANT CREATE TABLE ON `db`.`tab`* TO `app`", "GRANT CREATE TABLE ON `db`.`table1` TO `app`"}
+	if !reflect.DeepEqual(f.Restore, want) {
+		t.Errorf("got %q", f.Restore)
+	}
+}

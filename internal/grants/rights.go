@@ -49,11 +49,14 @@ func (n *node) child(key string, scope Scope) *node {
 	return c
 }
 
+// wkey is a child's key; keys sort wildcard scopes before named ones, so
+// that a statement on db.tab* comes before one on db.table1, as the server
+// orders them (a prefix sorts before its extensions).
 func wkey(prefix, name string, wildcard bool) string {
 	if wildcard {
-		return "w" + prefix + name
+		return "0" + prefix + name
 	}
-	return "n" + prefix + name
+	return "1" + prefix + name
 }
 
 // path returns the node of a scope, creating it (and its parents) as
