@@ -57,6 +57,11 @@ type Options struct {
 	ZooKeeperWhitelist string
 	// NoAlertmanager leaves Alertmanager out (Env.Alertmanager is nil).
 	NoAlertmanager bool
+	// PerNodeUsersDir gives every server its own users.d directory (see
+	// Env.UsersDDir): each reads the shared users.xml through a symlink in
+	// its own directory, and ClickHouse merges the users.d beside the path
+	// it was given.
+	PerNodeUsersDir bool
 	// LogQueries sets log_queries in every settings profile; nil means on.
 	// Turn it off with LogQueries: new(false).
 	LogQueries *bool
@@ -229,7 +234,11 @@ func start(ctx context.Context, opts Options, bins *binaries) (_ *Env, err error
 		e.ClickHouse = append(e.ClickHouse, c)
 	}
 	for _, c := range e.ClickHouse {
-		if err := c.writeConfig(e.ClickHouse, e.Cluster, e.UsersConfigPath, e.ZooKeeper.Addr, opts.ZooKeeperSessionTimeout); err != nil {
+		usersPath, err := e.nodeUsersConfig(c)
+		if err != nil {
+			return e, fmt.Errorf("testenv: %s users config: %w", c.Name, err)
+		}
+		if err := c.writeConfig(e.ClickHouse, e.Cluster, usersPath, e.ZooKeeper.Addr, opts.ZooKeeperSessionTimeout); err != nil {
 			return e, fmt.Errorf("testenv: %s config: %w", c.Name, err)
 		}
 	}

@@ -29,7 +29,10 @@ type profile struct {
 
 type setting struct{ name, value string }
 
-type userEntry struct{ name, password, profile string }
+type userEntry struct {
+	name, password, profile string
+	allowDatabases          []string // empty: every database
+}
 
 func (u *usersConfig) profile(name string) *profile {
 	for _, p := range u.profiles {
@@ -79,9 +82,9 @@ func (u *usersConfig) render() string {
                 <ip>::1</ip>
             </networks>
             <profile>%[3]s</profile>
-            <quota>default</quota>
+            <quota>default</quota>%[4]s
         </%[1]s>
-`, us.name, x(us.password), us.profile)
+`, us.name, x(us.password), us.profile, allowDatabases(us.allowDatabases))
 	}
 	b.WriteString(`    </users>
     <quotas>
