@@ -157,6 +157,23 @@ var migrations = []string{
 	);`,
 	// 4: how many alerts a thread's group had firing at its last message.
 	`ALTER TABLE slack_threads ADD COLUMN firing INTEGER NOT NULL DEFAULT 0;`,
+	// 5 (digests): every digest computed, one row per cluster (the
+	// "previous" of the next one), and the last scheduled run per digest.
+	`CREATE TABLE digests (
+		id          INTEGER PRIMARY KEY AUTOINCREMENT,
+		cluster     TEXT NOT NULL,
+		name        TEXT NOT NULL,
+		source      TEXT NOT NULL,
+		verdict     TEXT NOT NULL,
+		created_at  INTEGER NOT NULL,
+		body        BLOB NOT NULL
+	);
+	CREATE INDEX digests_cluster ON digests (cluster, created_at);
+	CREATE TABLE digest_runs (
+		name         TEXT PRIMARY KEY,
+		scheduled_at INTEGER NOT NULL,
+		started_at   INTEGER NOT NULL
+	);`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {
