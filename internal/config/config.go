@@ -62,6 +62,9 @@ type Config struct {
 	Slack Slack `yaml:"slack"`
 	// Playbooks configures extra playbooks (playbooks).
 	Playbooks Playbooks `yaml:"playbooks"`
+	// Digests configures the scheduled health digests (digests); see
+	// digests.go.
+	Digests Digests `yaml:"digests"`
 }
 
 // Log configures logging.
@@ -385,6 +388,7 @@ func defaults() *Config {
 			StormThreshold: 3,
 			StormWindow:    2 * time.Minute,
 		},
+		Digests: defaultDigests(),
 	}
 }
 

@@ -85,6 +85,7 @@ func (d *decoder) validate(c *Config) {
 	d.validateDiagnosis(&c.Diagnosis)
 	d.validateClusters(c.Clusters)
 	d.validateSlack(&c.Slack)
+	d.validateDigests(c)
 }
 
 func (d *decoder) validateDiagnosis(g *Diagnosis) {

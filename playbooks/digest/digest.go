@@ -169,16 +169,16 @@ type DDLCount struct {
 
 // Node is one ClickHouse node's figures.
 type Node struct {
-	Name                string   `json:"name"`
-	Up                  bool     `json:"up"`
-	Version             string   `json:"version,omitempty"`
-	ReplicatedTables    *int64   `json:"replicated_tables"`
-	ReadonlyReplicas    *int64   `json:"readonly_replicas"`
-	MaxDelaySeconds     *float64 `json:"max_replication_delay_seconds"`
-	MaxQueueSize        *int64   `json:"max_replication_queue"`
-	StuckQueueEntries   *int64   `json:"stuck_queue_entries"`
-	DDLCount            *int64   `json:"ddl_count"`
-	Note                string   `json:"note,omitempty"`
+	Name              string   `json:"name"`
+	Up                bool     `json:"up"`
+	Version           string   `json:"version,omitempty"`
+	ReplicatedTables  *int64   `json:"replicated_tables"`
+	ReadonlyReplicas  *int64   `json:"readonly_replicas"`
+	MaxDelaySeconds   *float64 `json:"max_replication_delay_seconds"`
+	MaxQueueSize      *int64   `json:"max_replication_queue"`
+	StuckQueueEntries *int64   `json:"stuck_queue_entries"`
+	DDLCount          *int64   `json:"ddl_count"`
+	Note              string   `json:"note,omitempty"`
 }
 
 // KeeperNode is one coordination node's figures.

@@ -411,4 +411,3 @@ func headline(d *Digest) string {
 	}
 	return fmt.Sprintf("Healthy: all %d clusters", len(d.Clusters))
 }
-

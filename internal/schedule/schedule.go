@@ -1,4 +1,8 @@
-package digest
+// Package schedule parses and evaluates cron schedules (robfig/cron/v3
+// standard specs and descriptors) in a time zone, without panics and
+// without skipped or doubled runs around daylight-saving changes. The
+// digest scheduler and the config validation share it.
+package schedule
 
 import (
 	"errors"
@@ -9,7 +13,7 @@ import (
 	"github.com/robfig/cron/v3"
 )
 
-// Schedule is a parsed digest schedule: a standard 5-field cron spec or a
+// Schedule is a parsed schedule: a standard 5-field cron spec or a
 // descriptor (@daily, @hourly, @weekly, @monthly, @yearly, @every 1h),
 // evaluated in one time zone.
 //
@@ -28,7 +32,7 @@ type Schedule struct {
 // process's zone). It never panics: robfig/cron panics on some malformed
 // TZ= / CRON_TZ= prefixes, so those prefixes are refused (use time_zone)
 // and the parser is guarded anyway.
-func ParseSchedule(spec, tz string) (s *Schedule, err error) {
+func Parse(spec, tz string) (s *Schedule, err error) {
 	spec = strings.TrimSpace(spec)
 	if spec == "" {
 		return nil, errors.New("empty schedule")

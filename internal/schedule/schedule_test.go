@@ -1,4 +1,4 @@
-package digest
+package schedule
 
 import (
 	"strings"
@@ -19,9 +19,9 @@ func TestParseScheduleErrorsNeverPanic(t *testing.T) {
 		{"@weekly x", "", "unrecognized descriptor"},
 		{"@daily", "Mars/Olympus", "unknown time zone"},
 	} {
-		_, err := ParseSchedule(tc.spec, tc.tz)
+		_, err := Parse(tc.spec, tc.tz)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("ParseSchedule(%q, %q) = %v, want an error containing %q", tc.spec, tc.tz, err, tc.want)
+			t.Errorf("Parse(%q, %q) = %v, want an error containing %q", tc.spec, tc.tz, err, tc.want)
 		}
 	}
 }
@@ -69,7 +69,7 @@ func TestScheduleNext(t *testing.T) {
 			[]string{"2026-10-25 01:00", "2026-10-25 02:00", "2026-10-25 03:00"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s, err := ParseSchedule(tc.spec, tc.tz)
+			s, err := Parse(tc.spec, tc.tz)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -87,14 +87,14 @@ func TestScheduleNext(t *testing.T) {
 		})
 	}
 	// The first occurrence of the repeated 02:30 is the CEST one (00:30 UTC).
-	s, _ := ParseSchedule("30 2 * * *", "Europe/Berlin")
+	s, _ := Parse("30 2 * * *", "Europe/Berlin")
 	if n := s.Next(at(t, berlin, "2026-10-24 12:00")); n.UTC().Format("15:04") != "00:30" {
 		t.Errorf("fall back: ran at %s UTC, want the first occurrence 00:30 UTC", n.UTC().Format("15:04"))
 	}
 }
 
 func TestScheduleLatest(t *testing.T) {
-	s, _ := ParseSchedule("0 9 * * *", "")
+	s, _ := Parse("0 9 * * *", "")
 	last := time.Date(2026, 11, 28, 9, 0, 0, 0, time.UTC)
 	now := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
 	if got := s.Latest(last, now, 1000); !got.Equal(time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)) {
