@@ -90,12 +90,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 	pbCmd := a.Command("playbooks", "List the playbooks (built-in and from playbooks.dir) and what they match.")
 	pbConfig := configFlag(pbCmd)
 
+	digestCmd := newDigestCommand(a) // cmd_digest.go
+
 	cmd, err := a.Parse(args)
 	if err != nil {
 		fmt.Fprintf(stderr, "chmedic: %v\n", err)
 		return 2
 	}
 	switch cmd {
+	case digestCmd.cmd.FullCommand():
+		return digestCmd.run(ctx, stdout, stderr)
 	case versionCmd.FullCommand():
 		fmt.Fprintf(stdout, "chmedic %s\n", version)
 		return 0
