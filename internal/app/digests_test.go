@@ -1,0 +1,239 @@
+package app
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chmedic/chmedic/internal/config"
+	"github.com/chmedic/chmedic/internal/store"
+	"github.com/chmedic/chmedic/playbooks/diagnose"
+	"github.com/chmedic/chmedic/playbooks/probe"
+)
+
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *fakeClock) Set(t time.Time) { c.mu.Lock(); c.t = t; c.mu.Unlock() }
+
+// stubDiagnoser answers a healthy one-node round, optionally waiting first.
+type stubDiagnoser struct {
+	release chan struct{}
+	mu      sync.Mutex
+	calls   int
+}
+
+func (s *stubDiagnoser) Diagnose(ctx context.Context, cluster string) (*diagnose.Diagnosis, error) {
+	s.mu.Lock()
+	s.calls++
+	s.mu.Unlock()
+	if s.release != nil {
+		select {
+		case <-s.release:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	return &diagnose.Diagnosis{Cluster: cluster, Verdict: "No problem found", Status: probe.OK, Results: []probe.Result{
+		{Probe: "clickhouse.ping", Node: "ch-1", Status: probe.OK, Facts: map[string]float64{"up": 1}},
+		{Probe: "keeper.ruok", Node: "zk-1", Status: probe.OK, Facts: map[string]float64{"ok": 1}},
+	}}, nil
+}
+
+func digestTestSetup(t *testing.T, clock *fakeClock, d *stubDiagnoser) (*config.Config, *store.Store, func() *DigestScheduler) {
+	t.Helper()
+	cfg, err := config.Parse("c.yaml", []byte(`
+clusters:
+  - name: prod
+    clickhouse: {nodes: [{name: ch-1, address: "127.0.0.1:1"}]}
+    keeper: {nodes: [{name: zk-1, address: "127.0.0.1:2"}]}
+slack: {channel: "#alerts"}
+digests:
+  missed_run_max_age: 6h
+  schedules:
+    - {name: daily, schedule: "0 9 * * *", time_zone: Europe/Berlin, channel: "#health"}
+`), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "s.db"), store.WithClock(clock.Now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	// Each call is a fresh start of chmedic on the same store.
+	start := func() *DigestScheduler {
+		svc := NewDigestService(DigestDeps{Config: cfg, Diagnoser: d, Store: st, Log: log, Now: clock.Now})
+		return NewDigestScheduler(cfg, svc, st, nil, log, clock.Now, nil)
+	}
+	return cfg, st, start
+}
+
+// posts lists the digest messages queued in the outbox.
+func posts(t *testing.T, st *store.Store) []store.OutboxEntry {
+	t.Helper()
+	es, err := st.DueOutbox(context.Background(), time.Now().Add(1000*time.Hour), 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []store.OutboxEntry
+	for _, e := range es {
+		if strings.HasPrefix(e.ThreadKey, "digest:") && e.Kind == store.KindPost {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func berlin(t *testing.T, s string) time.Time {
+	t.Helper()
+	loc, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		t.Skip(err)
+	}
+	v, err := time.ParseInLocation("2006-01-02 15:04", s, loc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// TestDigestMissedRunPostedOnceAtStartUp: chmedic was down at 09:00; the
+// start at 10:30 posts that run once, a second start posts nothing more,
+// and a run older than missed_run_max_age is not posted at all.
+func TestDigestMissedRunPostedOnceAtStartUp(t *testing.T) {
+	clock := &fakeClock{t: berlin(t, "2026-12-01 08:00")}
+	_, st, start := digestTestSetup(t, clock, &stubDiagnoser{})
+	ctx := context.Background()
+
+	// First start ever: nothing was missed, the record starts now.
+	s := start()
+	if n := s.CatchUp(ctx); n != 0 {
+		t.Fatalf("fresh install posted %d missed runs", n)
+	}
+	s.Wait()
+	// It ran at 09:00 on Dec 1, then chmedic was down until Dec 2 10:30.
+	if err := st.RecordDigestRun(ctx, "daily", berlin(t, "2026-12-01 09:00")); err != nil {
+		t.Fatal(err)
+	}
+	clock.Set(berlin(t, "2026-12-02 10:30"))
+	s = start()
+	if n := s.CatchUp(ctx); n != 1 {
+		t.Fatalf("start after the missed run: %d runs posted, want 1", n)
+	}
+	s.Wait()
+	ps := posts(t, st)
+	if len(ps) != 1 || ps[0].ThreadKey != DigestThreadKey("daily", berlin(t, "2026-12-02 09:00")) || ps[0].Channel != "#health" {
+		t.Fatalf("posts after the first restart: %+v", ps)
+	}
+	if !strings.Contains(string(ps[0].Body), "missed") {
+		t.Errorf("the late post does not say it is a missed run: %s", ps[0].Body)
+	}
+	// Another restart a quarter of an hour later: already posted.
+	clock.Set(berlin(t, "2026-12-02 10:45"))
+	s = start()
+	if n := s.CatchUp(ctx); n != 0 {
+		t.Fatalf("second restart posted %d more", n)
+	}
+	s.Wait()
+	// Down for two days: the latest missed run (Dec 4 09:00) is 11 h old,
+	// beyond the 6 h bound; nothing is replayed.
+	clock.Set(berlin(t, "2026-12-04 20:00"))
+	s = start()
+	if n := s.CatchUp(ctx); n != 0 {
+		t.Fatalf("too-old runs posted: %d", n)
+	}
+	s.Wait()
+	if ps := posts(t, st); len(ps) != 1 {
+		t.Fatalf("%d digest posts in the end, want 1", len(ps))
+	}
+}
+
+// TestDigestSchedulerOnFakeClock: the scheduler waits exactly until the
+// next run in the digest's zone, fires it, and posts it once.
+func TestDigestSchedulerOnFakeClock(t *testing.T) {
+	clock := &fakeClock{t: berlin(t, "2026-12-01 08:59")}
+	cfg, st, _ := digestTestSetup(t, clock, &stubDiagnoser{})
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	svc := NewDigestService(DigestDeps{Config: cfg, Diagnoser: &stubDiagnoser{}, Store: st, Log: log, Now: clock.Now})
+	waits := make(chan time.Duration)
+	fire := make(chan time.Time)
+	s := NewDigestScheduler(cfg, svc, st, nil, log, clock.Now, func(d time.Duration) <-chan time.Time {
+		waits <- d
+		return fire
+	})
+	if got := s.NextRuns(clock.Now())["daily"]; !got.Equal(berlin(t, "2026-12-01 09:00")) {
+		t.Fatalf("next run %s", got)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { s.Run(ctx); close(done) }()
+	if d := <-waits; d != time.Minute {
+		t.Fatalf("scheduler waits %s, want 1m", d)
+	}
+	clock.Set(berlin(t, "2026-12-01 09:00"))
+	fire <- clock.Now()
+	// It then waits for the next day's run (24h in December).
+	if d := <-waits; d != 24*time.Hour {
+		t.Fatalf("then waits %s, want 24h", d)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(posts(t, st)) == 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	ps := posts(t, st)
+	if len(ps) != 1 || ps[0].ThreadKey != DigestThreadKey("daily", berlin(t, "2026-12-01 09:00")) {
+		t.Fatalf("posts: %+v", ps)
+	}
+	if last, ok, _ := st.LastDigestRun(context.Background(), "daily"); !ok || !last.Equal(berlin(t, "2026-12-01 09:00")) {
+		t.Errorf("last run recorded %s %v", last, ok)
+	}
+}
+
+// TestDigestRunStillGoingIsSkippedNotStacked: a run due while the previous
+// one of the same digest is still going is skipped: one diagnosis, one post.
+func TestDigestRunStillGoingIsSkippedNotStacked(t *testing.T) {
+	clock := &fakeClock{t: berlin(t, "2026-12-01 09:00")}
+	d := &stubDiagnoser{release: make(chan struct{})}
+	_, st, start := digestTestSetup(t, clock, d)
+	s := start()
+	e := s.entries[0]
+	ctx := context.Background()
+	go s.fire(ctx, e, berlin(t, "2026-12-01 09:00"), "scheduled")
+	for {
+		d.mu.Lock()
+		n := d.calls
+		d.mu.Unlock()
+		if n == 1 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	s.fire(ctx, e, berlin(t, "2026-12-02 09:00"), "scheduled") // returns at once: skipped
+	close(d.release)
+	deadline := time.Now().Add(10 * time.Second)
+	for len(posts(t, st)) == 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if ps := posts(t, st); len(ps) != 1 || d.calls != 1 {
+		t.Fatalf("%d posts and %d diagnoses, want 1 and 1", len(ps), d.calls)
+	}
+	// The next run carries the note.
+	s.fire(ctx, e, berlin(t, "2026-12-03 09:00"), "scheduled")
+	ps := posts(t, st)
+	if len(ps) != 2 || !strings.Contains(string(ps[1].Body), "skipped") {
+		t.Fatalf("the next digest does not say a run was skipped: %d posts", len(ps))
+	}
+}
