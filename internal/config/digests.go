@@ -28,7 +28,8 @@ type DigestGrowth struct {
 	Watches GrowthThreshold `yaml:"watches"`
 	// ReplicatedTables (replicated_tables) [+5% and +50].
 	ReplicatedTables GrowthThreshold `yaml:"replicated_tables"`
-	// DDL is the DDL count over the period (ddl) [+100% and +500].
+	// DDL is the DDL rate over the digest's period, statements per hour
+	// (ddl) [+100% and +20].
 	DDL GrowthThreshold `yaml:"ddl"`
 	// Connections (connections) [+50% and +100].
 	Connections GrowthThreshold `yaml:"connections"`
@@ -66,7 +67,7 @@ func defaultDigests() Digests {
 			Znodes:           GrowthThreshold{Percent: 10, Min: 10000},
 			Watches:          GrowthThreshold{Percent: 25, Min: 10000},
 			ReplicatedTables: GrowthThreshold{Percent: 5, Min: 50},
-			DDL:              GrowthThreshold{Percent: 100, Min: 500},
+			DDL:              GrowthThreshold{Percent: 100, Min: 20},
 			Connections:      GrowthThreshold{Percent: 50, Min: 100},
 		},
 	}

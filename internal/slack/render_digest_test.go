@@ -46,7 +46,7 @@ func fixedDigest() *digest.Digest {
 		Trends: []digest.Trend{
 			{Name: "znodes", Title: "znodes", Value: pf(250000), Previous: pf(240000), Delta: pf(10000), DeltaPercent: pf(4.2), Threshold: "+10000 and +10%"},
 			{Name: "replicated_tables", Title: "replicated tables", Value: pf(1260), Previous: pf(1200), Delta: pf(60), DeltaPercent: pf(5), Flagged: true, Threshold: "+50 and +5%"},
-			{Name: "ddl", Title: "DDL statements", Value: pf(42), Threshold: "+500 and +100%"},
+			{Name: "ddl", Title: "DDL statements per hour", Value: pf(1.8), Threshold: "+20 and +100%"},
 		},
 		Alerts:     digest.Alerts{Available: true, Since: prev, ByName: []digest.AlertCount{{Name: "ZooKeeperDown<&>", Firing: 2, Notifications: 5}}},
 		Freezes:    digest.List{Note: "not available yet: this chmedic has no DDL freeze action", Items: []string{}},

@@ -204,7 +204,7 @@ const (
 	TrendZnodes           = "znodes"
 	TrendWatches          = "watches"
 	TrendReplicatedTables = "replicated_tables"
-	TrendDDL              = "ddl"
+	TrendDDL              = "ddl" // DDL statements per hour over the period
 	TrendConnections      = "connections"
 )
 

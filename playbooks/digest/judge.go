@@ -24,7 +24,7 @@ func DefaultGrowth() map[string]Growth {
 		TrendZnodes:           {Percent: 10, Min: 10000},
 		TrendWatches:          {Percent: 25, Min: 10000},
 		TrendReplicatedTables: {Percent: 5, Min: 50},
-		TrendDDL:              {Percent: 100, Min: 500},
+		TrendDDL:              {Percent: 100, Min: 20},
 		TrendConnections:      {Percent: 50, Min: 100},
 	}
 }
@@ -33,7 +33,7 @@ var trendTitles = map[string]string{
 	TrendZnodes:           "znodes (largest on one coordination node)",
 	TrendWatches:          "watches (all coordination nodes)",
 	TrendReplicatedTables: "replicated tables (largest on one server)",
-	TrendDDL:              "DDL statements over the period (all servers)",
+	TrendDDL:              "DDL statements per hour over the period (all servers)",
 	TrendConnections:      "coordination client connections (all nodes)",
 }
 
@@ -145,8 +145,10 @@ func clusterTrendValues(c *Cluster) map[string]*float64 {
 	if c.ReplicatedTables != nil {
 		m[TrendReplicatedTables] = f64(float64(*c.ReplicatedTables))
 	}
-	if c.DDL.Count != nil {
-		m[TrendDDL] = f64(float64(*c.DDL.Count))
+	// DDL volume is compared as a rate: periods differ (a digest asked
+	// for an hour after the scheduled one covers an hour, not a day).
+	if c.DDL.PerHour != nil {
+		m[TrendDDL] = f64(*c.DDL.PerHour)
 	}
 	return m
 }
