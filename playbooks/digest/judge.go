@@ -197,15 +197,26 @@ func judge(c *Cluster, d *diagnose.Diagnosis, pbs Playbooks) {
 		covered := map[string]bool{"clickhouse.ping": c.NodesUp < c.NodesTotal, "keeper.ruok": len(kdown) > 0,
 			"clickhouse.replicas": c.ReadonlyReplicas != nil && *c.ReadonlyReplicas > 0}
 		top, likely := d.Top()
+		// Unknown findings: a check that failed (an error: a timeout, a
+		// refused query) is worth a look; one that only says what this
+		// server cannot show (session details on old releases) is a note.
+		errored := map[string]bool{}
+		for _, r := range d.Results {
+			if r.Status == probe.Unknown && r.Error != "" {
+				errored[r.Probe+"\x00"+r.Node] = true
+			}
+		}
 		var crit, warn, unknown []diagnose.Finding
 		for _, f := range d.Findings {
-			switch f.Status {
-			case probe.Crit:
+			switch {
+			case f.Status == probe.Crit:
 				crit = append(crit, f)
-			case probe.Warn:
+			case f.Status == probe.Warn:
 				warn = append(warn, f)
-			case probe.Unknown:
+			case f.Status == probe.Unknown && errored[f.Probe+"\x00"+f.Node]:
 				unknown = append(unknown, f)
+			case f.Status == probe.Unknown:
+				c.Notes = append(c.Notes, "could not tell: "+findingText(f))
 			}
 		}
 		for _, f := range crit {
@@ -234,7 +245,7 @@ func judge(c *Cluster, d *diagnose.Diagnosis, pbs Playbooks) {
 				names = append(names, findingText(f))
 			}
 			sort.Strings(names)
-			add(Watch, fmt.Sprintf("%d checks could not tell: %s", len(unknown), strings.Join(firstN(names, 3), "; ")), "", "")
+			add(Watch, fmt.Sprintf("%d checks failed: %s", len(unknown), strings.Join(firstN(names, 3), "; ")), "", "")
 		}
 		if likely && top.Likelihood == diagnose.Likely && c.worstReason() == Act {
 			c.Notes = append(c.Notes, "likely cause: "+top.Title)
