@@ -111,3 +111,15 @@ func (s *Store) NotificationPayloadsSince(ctx context.Context, since time.Time, 
 	}
 	return payloads, truncated, rows.Err()
 }
+
+// PruneDigests deletes stored digests older than cutoff, always keeping
+// each cluster's latest (the "previous" of its next digest).
+func (s *Store) PruneDigests(ctx context.Context, cutoff time.Time) (int64, error) {
+	res, err := s.db.ExecContext(ctx, `DELETE FROM digests WHERE created_at < ?
+		AND id NOT IN (SELECT MAX(id) FROM digests d WHERE d.created_at = (SELECT MAX(created_at) FROM digests e WHERE e.cluster = d.cluster) GROUP BY d.cluster)`,
+		millis(cutoff))
+	if err != nil {
+		return 0, fmt.Errorf("prune digests: %w", err)
+	}
+	return res.RowsAffected()
+}

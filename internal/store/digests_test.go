@@ -73,3 +73,30 @@ func TestOutboxGivenUpSinceAndPayloads(t *testing.T) {
 		t.Fatalf("payloads %q %v %v", ps, trunc, err)
 	}
 }
+
+func TestPruneDigestsKeepsEachClustersLatest(t *testing.T) {
+	s, c := open(t)
+	ctx := context.Background()
+	for i := 0; i < 3; i++ {
+		for _, cl := range []string{"a", "b"} {
+			if _, err := s.SaveDigest(ctx, DigestRecord{Cluster: cl, Body: []byte(cl + string(rune('0'+i)))}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		c.t = c.t.Add(24 * time.Hour)
+	}
+	if _, err := s.SaveDigest(ctx, DigestRecord{Cluster: "a", Body: []byte("a3")}); err != nil {
+		t.Fatal(err)
+	}
+	// Everything is older than the cutoff: only each cluster's latest stays.
+	n, err := s.PruneDigests(ctx, c.t.Add(time.Hour))
+	if err != nil || n != 5 {
+		t.Fatalf("pruned %d, %v; want 5", n, err)
+	}
+	for cl, want := range map[string]string{"a": "a3", "b": "b2"} {
+		r, err := s.LatestDigest(ctx, cl)
+		if err != nil || string(r.Body) != want {
+			t.Errorf("%s: %q %v, want %q", cl, r.Body, err, want)
+		}
+	}
+}
