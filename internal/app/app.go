@@ -111,6 +111,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 	a.Digests = NewDigestService(DigestDeps{Config: cfg, Diagnoser: engine, Clusters: clusters, Store: st, Playbooks: pbs,
 		Gatherer: a.reg, Started: opts.Now(), Log: log, Now: opts.Now})
 	a.DigestScheduler = NewDigestScheduler(cfg, a.Digests, st, a.Outbox, log, opts.Now, nil)
+	a.DigestScheduler.Register(a.reg)
 	wm := webhook.NewMetrics(a.reg)
 	a.Queue = webhook.NewQueue(st, a.Processor, webhook.QueueOptions{Size: cfg.Webhook.QueueSize, Workers: cfg.Webhook.Workers}, wm, log)
 

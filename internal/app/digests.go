@@ -356,6 +356,7 @@ type DigestScheduler struct {
 	after   func(time.Duration) <-chan time.Time
 	entries []digestEntry
 	wg      sync.WaitGroup
+	runs    *prometheus.CounterVec
 }
 
 type digestEntry struct {
@@ -384,6 +385,21 @@ func NewDigestScheduler(cfg *config.Config, svc *digest.Service, st *store.Store
 		s.entries = append(s.entries, digestEntry{conf: c, sched: sc})
 	}
 	return s
+}
+
+// Register exports chmedic_digest_runs_total{digest,outcome} (outcome:
+// healthy, watch, act, skipped, failed, interrupted).
+func (s *DigestScheduler) Register(reg prometheus.Registerer) {
+	s.runs = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "chmedic_digest_runs_total", Help: "Scheduled digest runs, by digest and outcome (the verdict, or skipped, failed, interrupted).",
+	}, []string{"digest", "outcome"})
+	reg.MustRegister(s.runs)
+}
+
+func (s *DigestScheduler) count(name, outcome string) {
+	if s.runs != nil {
+		s.runs.WithLabelValues(name, outcome).Inc()
+	}
 }
 
 // NextRuns returns each digest's next run after t (for tests and logs).
@@ -493,9 +509,11 @@ func (s *DigestScheduler) fire(ctx context.Context, e digestEntry, at time.Time,
 	defer cancel()
 	d, err := s.svc.Run(rctx, digest.Request{Name: e.conf.Name, Source: source, ScheduledAt: at, Clusters: s.cfg.DigestClusters(e.conf)})
 	if errors.Is(err, digest.ErrSkipped) {
+		s.count(e.conf.Name, "skipped")
 		return // logged and noted by the service; the next digest carries the note
 	}
 	if ctx.Err() != nil {
+		s.count(e.conf.Name, "interrupted")
 		// Shutting down: a digest cut short would report the cluster as
 		// undiagnosed. Not recorded, so the next start posts it as missed.
 		log.Warn("digest interrupted by shutdown; not posted")
@@ -505,9 +523,11 @@ func (s *DigestScheduler) fire(ctx context.Context, e digestEntry, at time.Time,
 		log.Error("digest: recording the run failed", "err", err)
 	}
 	if err != nil {
+		s.count(e.conf.Name, "failed")
 		log.Error("digest failed", "err", err)
 		return
 	}
+	s.count(e.conf.Name, string(d.Verdict))
 	if _, err := PostDigest(context.WithoutCancel(ctx), s.st, d, s.cfg.DigestChannel(e.conf), DigestThreadKey(e.conf.Name, at)); err != nil {
 		log.Error("digest: queueing the message failed", "err", err)
 		return
