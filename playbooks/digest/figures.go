@@ -124,16 +124,23 @@ func fromDiagnosis(c *Cluster, d *diagnose.Diagnosis) {
 	}
 	for _, r := range d.ResultsFor("keeper.ruok") {
 		k := kn(r.Node)
-		if v, ok := r.Fact("ok"); ok && v == 1 {
+		v, ok := r.Fact("ok")
+		switch {
+		case r.Skipped != "":
+			// not sent (not in keeper.commands): mntr / srvr tell
+		case ok && v == 1:
 			k.Up = true
-		} else {
+		case r.Status == probe.Crit:
 			k.State = "down"
-			k.Note = oneLine(firstNonEmpty(r.Summary, r.Error, r.Skipped))
+			k.Note = oneLine(firstNonEmpty(r.Summary, r.Error))
+		default:
+			// e.g. refused by the server's whitelist: says nothing about liveness
+			k.Note = oneLine(firstNonEmpty(r.Summary, r.Error))
 		}
 	}
 	for _, r := range d.ResultsFor("keeper.mntr") {
 		k := kn(r.Node)
-		if s := r.Attrs["server_state"]; s != "" {
+		if s := r.Attrs["server_state"]; s != "" && k.State != "down" {
 			k.State = s
 			if s != "not serving" {
 				k.Up = true

@@ -178,11 +178,18 @@ func judge(c *Cluster, d *diagnose.Diagnosis, pbs Playbooks) {
 		}
 		add(Act, fmt.Sprintf("%d of %d ClickHouse nodes down (%s)", c.NodesTotal-c.NodesUp, c.NodesTotal, strings.Join(down, ", ")), "", "generic")
 	}
-	var kdown []string
+	var kdown, kunknown []string
 	for _, k := range c.Keeper {
-		if !k.Up || k.State == "not serving" {
+		switch {
+		case k.State == "down" || k.State == "not serving":
 			kdown = append(kdown, k.Name)
+		case !k.Up:
+			kunknown = append(kunknown, k.Name)
 		}
+	}
+	if len(kunknown) > 0 {
+		add(Watch, fmt.Sprintf("the state of coordination nodes %s could not be read (allow ruok, mntr or srvr in their four-letter-word whitelist)",
+			strings.Join(kunknown, ", ")), "", "")
 	}
 	if len(kdown) > 0 {
 		add(Act, fmt.Sprintf("%d of %d coordination nodes down or not serving (%s)", len(kdown), len(c.Keeper), strings.Join(kdown, ", ")),

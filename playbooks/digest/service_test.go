@@ -229,3 +229,45 @@ func golden(t *testing.T, name string, got []byte) {
 		t.Errorf("%s differs (rerun with -update and review):\n--- want\n%s\n--- got\n%s", path, want, got)
 	}
 }
+
+// TestKeeperStateFromWhatTheNodeAllows: a node whose whitelist refuses
+// ruok and mntr but answers srvr (ZooKeeper's default) is up, not down; a
+// node that answers nothing readable is "could not be read" (watch), and
+// only a failed ruok is down (act).
+func TestKeeperStateFromWhatTheNodeAllows(t *testing.T) {
+	start := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	refused := func(p string) probe.Result {
+		r := res(p, "zk-1", probe.Unknown, nil, nil)
+		r.Summary = p + " is not allowed by the server's four-letter-word whitelist"
+		if p == "keeper.ruok" {
+			r.Facts = map[string]float64{"ok": 0}
+		}
+		return r
+	}
+	for _, tc := range []struct {
+		name    string
+		keeper  []probe.Result
+		verdict Verdict
+		state   string
+	}{
+		{"srvr only", []probe.Result{refused("keeper.ruok"), refused("keeper.mntr"),
+			res("keeper.srvr", "zk-1", probe.OK, map[string]float64{"latency_avg_ms": 1, "connections": 4, "node_count": 90, "outstanding": 0}, map[string]string{"mode": "standalone"})},
+			Healthy, "standalone"},
+		{"nothing readable", []probe.Result{refused("keeper.ruok"), refused("keeper.mntr"), refused("keeper.srvr")}, Watch, "unknown"},
+		{"ruok fails", []probe.Result{res("keeper.ruok", "zk-1", probe.Crit, map[string]float64{"ok": 0}, nil)}, Act, "down"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := healthyRound(start, 1, 1)
+			d.Results = append(d.Results[:6], tc.keeper...)
+			c := &Cluster{Name: "prod"}
+			fromDiagnosis(c, d)
+			judge(c, d, nil)
+			if c.Verdict != tc.verdict || len(c.Keeper) != 1 || c.Keeper[0].State != tc.state {
+				t.Errorf("verdict %s state %q, want %s %q (%+v)", c.Verdict, c.Keeper[0].State, tc.verdict, tc.state, c.Reasons)
+			}
+			if tc.state == "standalone" && (c.Keeper[0].Znodes == nil || *c.Keeper[0].Znodes != 90 || c.Keeper[0].Connections == nil) {
+				t.Errorf("srvr figures not used: %+v", c.Keeper[0])
+			}
+		})
+	}
+}
