@@ -116,7 +116,7 @@ func (d *decoder) validateDigests(c *Config) {
 	for i, s := range g.Schedules {
 		p := fmt.Sprintf("digests.schedules[%d]", i)
 		d.checkName(p+".name", s.Name, "digest", names)
-		tzOK := true
+		tzOK := true // the zone is checked apart, so that both errors show
 		if s.TimeZone != "" {
 			if _, err := time.LoadLocation(s.TimeZone); err != nil {
 				d.fail(p+".time_zone", "unknown time zone %q (use an IANA name such as Europe/Berlin)", s.TimeZone)
@@ -126,8 +126,12 @@ func (d *decoder) validateDigests(c *Config) {
 		switch {
 		case s.Schedule == "":
 			d.fail(p+".schedule", "is required (a 5-field cron spec such as \"0 9 * * 1-5\", or @daily)")
-		case tzOK:
-			if _, err := schedule.Parse(s.Schedule, s.TimeZone); err != nil {
+		default:
+			tz := s.TimeZone
+			if !tzOK {
+				tz = "" // still check the spec itself
+			}
+			if _, err := schedule.Parse(s.Schedule, tz); err != nil {
 				d.fail(p+".schedule", "%v", err)
 			}
 		}

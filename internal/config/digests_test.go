@@ -26,7 +26,7 @@ func TestDigestsErrors(t *testing.T) {
 			name: "bad fields, bad zone, unknown cluster, duplicate name, missing schedule",
 			src: minimal + y("digests:", "  missed_run_max_age: -1h", "  growth: {znodes: {percent: -1}}", "  schedules:",
 				"    - name: daily", `      schedule: "61 * * * *"`, "      clusters: [prod, nope]",
-				"    - name: daily", `      schedule: "@daily"`, "      time_zone: Mars/Olympus",
+				"    - name: daily", `      schedule: "@dayly"`, "      time_zone: Mars/Olympus",
 				"    - name: weekly"),
 			want: []string{
 				`chmedic.yaml:12:23: digests.missed_run_max_age: must not be negative, got -1h`,
@@ -34,6 +34,7 @@ func TestDigestsErrors(t *testing.T) {
 				`chmedic.yaml:16:17: digests.schedules[0].schedule: schedule "61 * * * *": end of range (61) above maximum (59): 61`,
 				`chmedic.yaml:17:24: digests.schedules[0].clusters[1]: unknown cluster "nope"`,
 				`chmedic.yaml:18:13: digests.schedules[1].name: duplicate digest name "daily" (first used at line 15)`,
+				`chmedic.yaml:19:17: digests.schedules[1].schedule: schedule "@dayly": unrecognized descriptor: @dayly`,
 				`chmedic.yaml:20:18: digests.schedules[1].time_zone: unknown time zone "Mars/Olympus" (use an IANA name such as Europe/Berlin)`,
 				`chmedic.yaml:21:7: digests.schedules[2].schedule: is required (a 5-field cron spec such as "0 9 * * 1-5", or @daily)`,
 			},
