@@ -35,8 +35,14 @@ type DigestDeps struct {
 	// webhook (its rejection counter is read); nil outside `serve`.
 	Gatherer prometheus.Gatherer
 	Started  time.Time
-	Log      *slog.Logger
-	Now      func() time.Time
+	// Freezes, Approvals and ActionLog are provided by the DDL freeze
+	// action and the approval flow; nil until they exist (the digest then
+	// says "not available yet").
+	Freezes   digest.FreezesSource
+	Approvals digest.ApprovalsSource
+	ActionLog digest.ActionsSource
+	Log       *slog.Logger
+	Now       func() time.Time
 }
 
 // NewDigestService builds the digest service over the diagnosis engine and
@@ -49,6 +55,9 @@ func NewDigestService(d DigestDeps) *digest.Service {
 		QueryTimeout: d.Config.Diagnosis.ProbeTimeout,
 		Now:          d.Now,
 		Log:          d.Log,
+		Freezes:      d.Freezes,
+		Approvals:    d.Approvals,
+		ActionLog:    d.ActionLog,
 	}
 	if len(d.Clusters) > 0 {
 		byName := map[string][]diagnose.ClickHouseNode{}
