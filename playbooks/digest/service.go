@@ -2,6 +2,7 @@ package digest
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -45,8 +46,9 @@ type Options struct {
 // run asked for while the previous one is still going is skipped with a
 // note (carried into the next digest of that name), never stacked.
 type Service struct {
-	o     Options
-	extra singleflight.Group
+	o        Options
+	extra    singleflight.Group
+	ondemand singleflight.Group
 
 	mu      sync.Mutex
 	running map[string]time.Time
@@ -95,11 +97,46 @@ type Request struct {
 }
 
 // Run computes a digest. It returns ErrSkipped (wrapped, with when the
-// running one started) when req.Name is already running.
+// running one started) when req.Name is already running. On-demand
+// digests (no Name) of the same clusters asked for while one is being
+// computed share it (a hundred `/chmedic digest` cost one digest, one
+// stored record); each caller gets its own copy.
 func (s *Service) Run(ctx context.Context, req Request) (*Digest, error) {
 	if len(req.Clusters) == 0 {
 		return nil, errors.New("digest: no cluster")
 	}
+	if req.Name != "" {
+		return s.run(ctx, req)
+	}
+	key := fmt.Sprintf("%s|%v|%s", strings.Join(req.Clusters, ","), req.NoStore, req.Source)
+	// The shared computation outlives a caller that gives up; every
+	// bounded step in it (the round, each read) has its own timeout.
+	ch := s.ondemand.DoChan(key, func() (any, error) { return s.run(context.WithoutCancel(ctx), req) })
+	var r singleflight.Result
+	select {
+	case <-ctx.Done():
+		return nil, fmt.Errorf("digest: %w", ctx.Err())
+	case r = <-ch:
+	}
+	if r.Err != nil {
+		return nil, r.Err
+	}
+	d := r.Val.(*Digest)
+	if !r.Shared {
+		return d, nil
+	}
+	b, err := json.Marshal(d)
+	if err != nil {
+		return nil, err
+	}
+	var cp Digest
+	if err := json.Unmarshal(b, &cp); err != nil {
+		return nil, err
+	}
+	return &cp, nil
+}
+
+func (s *Service) run(ctx context.Context, req Request) (*Digest, error) {
 	var notes []string
 	if req.Name != "" {
 		s.mu.Lock()

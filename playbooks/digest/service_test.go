@@ -271,3 +271,54 @@ func TestKeeperStateFromWhatTheNodeAllows(t *testing.T) {
 		})
 	}
 }
+
+// TestOnDemandDigestsShareOneComputation: fifty on-demand digests of one
+// cluster asked for at once cost one diagnosis and one stored record.
+func TestOnDemandDigestsShareOneComputation(t *testing.T) {
+	fd := &fakeDiag{d: func() *diagnose.Diagnosis { return healthyRound(time.Now(), 1, 1) }, block: make(chan struct{})}
+	h := &countingHistory{}
+	s := New(Options{Diagnoser: fd, History: h})
+	var wg sync.WaitGroup
+	out := make([]*Digest, 50)
+	for i := range out {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d, err := s.Run(context.Background(), Request{Source: SourceSlack, Clusters: []string{"prod"}})
+			if err != nil {
+				t.Error(err)
+			}
+			out[i] = d
+		}()
+	}
+	for {
+		fd.mu.Lock()
+		n := fd.calls
+		fd.mu.Unlock()
+		if n > 0 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond) // let the others join
+	close(fd.block)
+	wg.Wait()
+	if fd.calls != 1 || h.saves != 1 {
+		t.Errorf("%d diagnoses and %d stored digests for 50 concurrent asks, want 1 and 1", fd.calls, h.saves)
+	}
+	if out[0] == out[1] || out[0].Verdict != out[1].Verdict {
+		t.Error("callers must get their own copies of the shared digest")
+	}
+}
+
+type countingHistory struct {
+	memHistory
+	saves int
+}
+
+func (h *countingHistory) Save(ctx context.Context, d *Digest) error {
+	h.mu.Lock()
+	h.saves++
+	h.mu.Unlock()
+	return h.memHistory.Save(ctx, d)
+}
