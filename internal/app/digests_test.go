@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"path/filepath"
@@ -235,5 +236,68 @@ func TestDigestRunStillGoingIsSkippedNotStacked(t *testing.T) {
 	ps := posts(t, st)
 	if len(ps) != 2 || !strings.Contains(string(ps[1].Body), "skipped") {
 		t.Fatalf("the next digest does not say a run was skipped: %d posts", len(ps))
+	}
+}
+
+// TestAlertsReceivedByName counts, per cluster, the distinct alerts that
+// fired and the notifications about them, from the stored payloads.
+func TestAlertsReceivedByName(t *testing.T) {
+	clock := &fakeClock{t: time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)}
+	cfg, err := config.Parse("c.yaml", []byte(`
+clusters:
+  - name: prod
+    match: ['cluster="prod"']
+    clickhouse: {nodes: [{name: ch-1, address: "127.0.0.1:1"}]}
+    keeper: {nodes: [{name: zk-1, address: "127.0.0.1:2"}]}
+  - name: other
+    clickhouse: {nodes: [{name: ch-1, address: "127.0.0.1:1"}]}
+    keeper: {nodes: [{name: zk-1, address: "127.0.0.1:2"}]}
+`), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "s.db"), store.WithClock(clock.Now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ctx := context.Background()
+	accept := func(payload string) {
+		t.Helper()
+		if _, _, err := st.Accept(ctx, store.Notification{GroupKey: "g", Status: "firing", AlertCount: 1, DedupKey: payload, Payload: []byte(payload)}, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old := `{"version":"4","status":"firing","commonLabels":{"cluster":"prod"},"alerts":[{"status":"firing","fingerprint":"f0","labels":{"alertname":"Old","cluster":"prod"}}]}`
+	accept(old)
+	clock.Set(clock.Now().Add(2 * time.Hour))
+	since := clock.Now().Add(-time.Hour)
+	// Two notifications about the same two ZooKeeperDown alerts, one about
+	// a replica alert that resolved, one for the other cluster.
+	zk := `{"version":"4","status":"firing","commonLabels":{"alertname":"ZooKeeperDown","cluster":"prod"},"alerts":[` +
+		`{"status":"firing","fingerprint":"a1","labels":{"alertname":"ZooKeeperDown","cluster":"prod","instance":"zk-1"}},` +
+		`{"status":"firing","fingerprint":"a2","labels":{"alertname":"ZooKeeperDown","cluster":"prod","instance":"zk-2"}}]}`
+	accept(zk)
+	accept(strings.Replace(zk, `"status":"firing","commonLabels"`, `"status":"firing","receiver":"again","commonLabels"`, 1))
+	accept(`{"version":"4","status":"resolved","commonLabels":{"cluster":"prod"},"alerts":[{"status":"resolved","fingerprint":"r1","labels":{"alertname":"ReadonlyReplica","cluster":"prod"}}]}`)
+	accept(`{"version":"4","status":"firing","alerts":[{"status":"firing","fingerprint":"o1","labels":{"alertname":"Other"}}]}`)
+	accept(`not json`)
+
+	src := &storeAlerts{st: st, cfg: cfg}
+	got, err := src.AlertsSince(ctx, "prod", since)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "ZooKeeperDown firing=2 notifications=2; ReadonlyReplica firing=0 notifications=1"
+	var parts []string
+	for _, a := range got.ByName {
+		parts = append(parts, fmt.Sprintf("%s firing=%d notifications=%d", a.Name, a.Firing, a.Notifications))
+	}
+	if s := strings.Join(parts, "; "); s != want {
+		t.Errorf("prod alerts: %s, want %s", s, want)
+	}
+	other, _ := src.AlertsSince(ctx, "other", since)
+	if len(other.ByName) != 1 || other.ByName[0].Name != "Other" {
+		t.Errorf("other cluster: %+v", other.ByName)
 	}
 }
