@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/chmedic/chmedic/internal/config"
 	"github.com/chmedic/chmedic/internal/store"
 	"github.com/chmedic/chmedic/playbooks/diagnose"
@@ -299,5 +301,21 @@ clusters:
 	other, _ := src.AlertsSince(ctx, "other", since)
 	if len(other.ByName) != 1 || other.ByName[0].Name != "Other" {
 		t.Errorf("other cluster: %+v", other.ByName)
+	}
+}
+
+func TestRejectionsReadFromTheRegistry(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "chmedic_webhook_rejected_total", Help: "h"}, []string{"reason"})
+	reg.MustRegister(c)
+	c.WithLabelValues("unauthorized").Add(3)
+	c.WithLabelValues("queue_full").Inc()
+	started := time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)
+	got, at, ok, err := registryRejections{g: reg, started: started}.Rejections(context.Background())
+	if err != nil || !ok || !at.Equal(started) || got["unauthorized"] != 3 || got["queue_full"] != 1 || len(got) != 2 {
+		t.Fatalf("%v %s %v %v", got, at, ok, err)
+	}
+	if _, _, ok, _ := (noRejections{}).Rejections(context.Background()); ok {
+		t.Error("outside serve the rejections must be reported as not available")
 	}
 }

@@ -322,3 +322,50 @@ func (h *countingHistory) Save(ctx context.Context, d *Digest) error {
 	h.mu.Unlock()
 	return h.memHistory.Save(ctx, d)
 }
+
+type fakeRejections struct {
+	counts  map[string]float64
+	started time.Time
+}
+
+func (f *fakeRejections) Rejections(context.Context) (map[string]float64, time.Time, bool, error) {
+	cp := map[string]float64{}
+	for k, v := range f.counts {
+		cp[k] = v
+	}
+	return cp, f.started, true, nil
+}
+
+// TestHealthRejectionsSincePreviousDigest: the webhook rejection counters
+// are differenced against the previous digest's snapshot while the same
+// process counts; after a restart they count since the start, and say so.
+func TestHealthRejectionsSincePreviousDigest(t *testing.T) {
+	now := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	rej := &fakeRejections{counts: map[string]float64{"unauthorized": 4}, started: now.Add(-time.Hour)}
+	s := New(Options{Diagnoser: &fakeDiag{d: func() *diagnose.Diagnosis { return healthyRound(now, 1, 1) }}, History: &memHistory{},
+		Rejection: rej, Now: func() time.Time { return now }})
+	ctx := context.Background()
+	run := func() *Digest {
+		d, err := s.Run(ctx, Request{Clusters: []string{"prod"}, Source: SourceCLI})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	if d := run(); d.Chmedic.Rejections["unauthorized"] != 4 || !strings.Contains(d.Chmedic.RejectionsNote, "since chmedic started") {
+		t.Errorf("first: %+v %q", d.Chmedic.Rejections, d.Chmedic.RejectionsNote)
+	}
+	now = now.Add(time.Hour)
+	rej.counts = map[string]float64{"unauthorized": 6, "queue_full": 2}
+	d := run()
+	if d.Chmedic.Rejections["unauthorized"] != 2 || d.Chmedic.Rejections["queue_full"] != 2 || d.Chmedic.RejectionsNote != "" || d.Chmedic.Verdict != Watch {
+		t.Errorf("second: %+v %q %s", d.Chmedic.Rejections, d.Chmedic.RejectionsNote, d.Chmedic.Verdict)
+	}
+	// chmedic restarted: the counters start again.
+	now = now.Add(time.Hour)
+	rej.counts, rej.started = map[string]float64{"bad_payload": 1}, now.Add(-time.Minute)
+	d = run()
+	if len(d.Chmedic.Rejections) != 1 || d.Chmedic.Rejections["bad_payload"] != 1 || !strings.Contains(d.Chmedic.RejectionsNote, "since chmedic started") {
+		t.Errorf("after a restart: %+v %q", d.Chmedic.Rejections, d.Chmedic.RejectionsNote)
+	}
+}
