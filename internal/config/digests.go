@@ -131,8 +131,12 @@ func (d *decoder) validateDigests(c *Config) {
 			if !tzOK {
 				tz = "" // still check the spec itself
 			}
-			if _, err := schedule.Parse(s.Schedule, tz); err != nil {
+			sc, err := schedule.Parse(s.Schedule, tz)
+			switch {
+			case err != nil:
 				d.fail(p+".schedule", "%v", err)
+			case sc.Next(time.Now()).IsZero():
+				d.fail(p+".schedule", "schedule %q never runs", s.Schedule)
 			}
 		}
 		for j, cl := range s.Clusters {

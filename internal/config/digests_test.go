@@ -23,6 +23,11 @@ func TestDigestsErrors(t *testing.T) {
 			want: []string{`chmedic.yaml:14:17: digests.schedules[0].schedule: schedule "CRON_TZ=Europe/Berlin 0 9 * * *": give the time zone in time_zone, not as a TZ= prefix`},
 		},
 		{
+			name: "a date that never comes",
+			src:  minimal + y("digests:", "  schedules:", "    - name: never", `      schedule: "0 0 30 2 *"`),
+			want: []string{`chmedic.yaml:14:17: digests.schedules[0].schedule: schedule "0 0 30 2 *" never runs`},
+		},
+		{
 			name: "bad fields, bad zone, unknown cluster, duplicate name, missing schedule",
 			src: minimal + y("digests:", "  missed_run_max_age: -1h", "  growth: {znodes: {percent: -1}}", "  schedules:",
 				"    - name: daily", `      schedule: "61 * * * *"`, "      clusters: [prod, nope]",
