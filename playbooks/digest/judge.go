@@ -169,15 +169,7 @@ func judge(c *Cluster, d *diagnose.Diagnosis, pbs Playbooks) {
 	if d == nil {
 		add(Act, "no diagnosis: "+c.Diagnosis.Error, "", "")
 	}
-	if c.NodesTotal > 0 && c.NodesUp < c.NodesTotal {
-		var down []string
-		for _, n := range c.Nodes {
-			if !n.Up {
-				down = append(down, n.Name)
-			}
-		}
-		add(Act, fmt.Sprintf("%d of %d ClickHouse nodes down (%s)", c.NodesTotal-c.NodesUp, c.NodesTotal, strings.Join(down, ", ")), "", "generic")
-	}
+	// The coordination service first: when it is down, it is the cause.
 	var kdown, kunknown []string
 	for _, k := range c.Keeper {
 		switch {
@@ -194,6 +186,15 @@ func judge(c *Cluster, d *diagnose.Diagnosis, pbs Playbooks) {
 	if len(kdown) > 0 {
 		add(Act, fmt.Sprintf("%d of %d coordination nodes down or not serving (%s)", len(kdown), len(c.Keeper), strings.Join(kdown, ", ")),
 			"Bring the coordination service back before anything else; until then replicated tables are read-only. Stop all DDL.", "keeper-down")
+	}
+	if c.NodesTotal > 0 && c.NodesUp < c.NodesTotal {
+		var down []string
+		for _, n := range c.Nodes {
+			if !n.Up {
+				down = append(down, n.Name)
+			}
+		}
+		add(Act, fmt.Sprintf("%d of %d ClickHouse nodes down (%s)", c.NodesTotal-c.NodesUp, c.NodesTotal, strings.Join(down, ", ")), "", "generic")
 	}
 	if c.ReadonlyReplicas != nil && *c.ReadonlyReplicas > 0 {
 		add(Act, fmt.Sprintf("%d read-only replicas", *c.ReadonlyReplicas),
@@ -213,8 +214,19 @@ func judge(c *Cluster, d *diagnose.Diagnosis, pbs Playbooks) {
 				errored[r.Probe+"\x00"+r.Node] = true
 			}
 		}
+		// Findings on a node already reported down add nothing.
+		downNode := map[string]bool{}
+		for _, n := range c.Nodes {
+			downNode[n.Name] = !n.Up
+		}
+		for _, k := range kdown {
+			downNode[k] = true
+		}
 		var crit, warn, unknown []diagnose.Finding
 		for _, f := range d.Findings {
+			if f.Node != "" && downNode[f.Node] {
+				continue
+			}
 			switch {
 			case f.Status == probe.Crit:
 				crit = append(crit, f)
