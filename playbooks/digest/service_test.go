@@ -369,3 +369,22 @@ func TestHealthRejectionsSincePreviousDigest(t *testing.T) {
 		t.Errorf("after a restart: %+v %q", d.Chmedic.Rejections, d.Chmedic.RejectionsNote)
 	}
 }
+
+// TestDownNodeIsOneReason: a ClickHouse node that is down is one act
+// reason, not also one "failed check" per probe that could not reach it.
+func TestDownNodeIsOneReason(t *testing.T) {
+	d := healthyRound(time.Now(), 1, 1)
+	d.Results[1] = probe.Result{Probe: "clickhouse.ping", Node: "ch-2", Status: probe.Crit, Facts: map[string]float64{"up": 0}, Summary: "node ch-2 unreachable", Error: "connection refused"}
+	for _, p := range []string{"clickhouse.replicas", "clickhouse.replication_queue", "clickhouse.keeper_latency"} {
+		r := probe.Result{Probe: p, Node: "ch-2", Status: probe.Unknown, Summary: "node ch-2 unreachable", Error: "connection refused"}
+		d.Results = append(d.Results, r)
+		d.Findings = append(d.Findings, diagnose.Finding{Status: probe.Unknown, Probe: p, Node: "ch-2", Summary: r.Summary})
+	}
+	d.Findings = append(d.Findings, diagnose.Finding{Status: probe.Crit, Probe: "clickhouse.ping", Node: "ch-2", Summary: "node ch-2 unreachable"})
+	c := &Cluster{Name: "prod"}
+	fromDiagnosis(c, d)
+	judge(c, d, nil)
+	if c.Verdict != Act || len(c.Reasons) != 1 || !strings.Contains(c.Reasons[0].Text, "1 of 2 ClickHouse nodes down (ch-2)") {
+		t.Errorf("verdict %s, reasons %+v", c.Verdict, c.Reasons)
+	}
+}
