@@ -164,6 +164,10 @@ func (s *Service) run(ctx context.Context, req Request) (*Digest, error) {
 	if !req.ScheduledAt.IsZero() {
 		at := req.ScheduledAt
 		dg.ScheduledAt = &at
+		if req.Source == SourceMissed {
+			dg.Notes = append([]string{fmt.Sprintf("posted late: chmedic was not running at the scheduled time (%s); the figures are from now",
+				at.UTC().Format("2006-01-02 15:04 UTC"))}, dg.Notes...)
+		}
 	}
 	var prevHealth *Health
 	var since time.Time
