@@ -27,6 +27,11 @@ func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
 // thresholds are low so that a handful of tables shows as growth.
 func realDigests(t *testing.T, env *testenv.Env) (*digest.Service, *store.Store) {
 	t.Helper()
+	return realDigestsTB(t, env)
+}
+
+func realDigestsTB(t testing.TB, env *testenv.Env) (*digest.Service, *store.Store) {
+	t.Helper()
 	// system.query_log exists once the servers flushed it a first time.
 	for _, ch := range env.ClickHouse {
 		if _, err := ch.Query(context.Background(), "SYSTEM FLUSH LOGS"); err != nil {
@@ -275,5 +280,21 @@ func TestDigestZooKeeperStopped(t *testing.T) {
 	}
 	if c.NodesUp != 2 {
 		t.Errorf("ClickHouse nodes up %d/2 (they are up; only coordination is gone)", c.NodesUp)
+	}
+}
+
+// BenchmarkDigestRealCluster: one digest of the real two-replica cluster
+// (a diagnosis round, the DDL count on both nodes, no store write).
+//
+//	go test ./playbooks/digest/ -run '^$' -bench DigestRealCluster -benchtime 10x
+func BenchmarkDigestRealCluster(b *testing.B) {
+	env := testenv.Shared(b)
+	s, _ := realDigestsTB(b, env)
+	ctx := context.Background()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := s.Run(ctx, digest.Request{Source: digest.SourceCLI, Clusters: []string{"test"}, NoStore: true}); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
