@@ -314,12 +314,14 @@ func (noRejections) Rejections(context.Context) (map[string]float64, time.Time, 
 }
 
 // DigestThreadKey is the thread key of one posted digest: every run is a
-// new top-level message.
+// new top-level message. A scheduled time posted again (the run was cut
+// short by a crash after it was queued) updates its message instead of
+// posting a second one.
 func DigestThreadKey(name string, at time.Time) string {
 	if name == "" {
 		name = "on-demand"
 	}
-	return fmt.Sprintf("digest:%s:%d", name, at.Unix())
+	return fmt.Sprintf("digest:%s:%d", name, at.UnixMilli())
 }
 
 // PostDigest offers the digest's actions (so that the buttons carry request
