@@ -9,14 +9,19 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/chmedic/chmedic/internal/app"
 	"github.com/chmedic/chmedic/internal/config"
+	"github.com/chmedic/chmedic/internal/keeper"
 	"github.com/chmedic/chmedic/internal/store"
 	"github.com/chmedic/chmedic/internal/testenv"
 	"github.com/chmedic/chmedic/playbooks"
+	"github.com/chmedic/chmedic/playbooks/diagnose"
 	"github.com/chmedic/chmedic/playbooks/digest"
 )
 
@@ -297,4 +302,80 @@ func BenchmarkDigestRealCluster(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// TestDigestSharesTheAlertsRound: digests and alert diagnoses asked for at
+// once on the real cluster cost one diagnosis round, not one each.
+func TestDigestSharesTheAlertsRound(t *testing.T) {
+	env := testenv.Shared(t)
+	_, _ = realDigests(t, env) // flushes the logs
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "pw"), []byte(env.ProbePassword), 0o600)
+	var nodes []string
+	for _, c := range env.ClickHouse {
+		nodes = append(nodes, fmt.Sprintf("{name: %s, address: %q}", c.Name, c.Addr()))
+	}
+	path := filepath.Join(dir, "c.yaml")
+	os.WriteFile(path, []byte(fmt.Sprintf("clusters:\n  - name: test\n    clickhouse: {user: %s, password_file: pw, nodes: [%s]}\n    keeper: {nodes: [{name: zk-1, address: %q}]}\ndiagnosis: {cache_ttl: 0s}\n",
+		env.ProbeUser, strings.Join(nodes, ", "), env.ZooKeeper.Addr)), 0o600)
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	reg := prometheus.NewRegistry()
+	_, clusters, closeEngine, err := app.BuildDigestEngine(cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeEngine()
+	// The engine as serve builds it, with its round counter.
+	engine := diagnose.New(clusters, diagnose.Options{ProbeTimeout: 2 * time.Second, Budget: 5 * time.Second, CacheTTL: -1,
+		Thresholds: app.Thresholds(cfg), Keeper: &keeper.Client{Timeout: 2 * time.Second}, Registerer: reg})
+	svc := app.NewDigestService(app.DigestDeps{Config: cfg, Diagnoser: engine, Clusters: clusters, Log: log})
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := 0; i < 10; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			var err error
+			switch i % 3 {
+			case 0: // an alert
+				_, err = engine.Diagnose(ctx, "test")
+			case 1: // a scheduled digest (one name each: none is skipped)
+				_, err = svc.Run(ctx, digest.Request{Name: fmt.Sprintf("d%d", i), Source: digest.SourceScheduled, Clusters: []string{"test"}, NoStore: true})
+			default: // on demand
+				_, err = svc.Run(ctx, digest.Request{Source: digest.SourceSlack, Clusters: []string{"test"}, NoStore: true})
+			}
+			if err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	if got := counterSum(t, reg, "chmedic_diagnosis_rounds_total"); got != 1 {
+		t.Errorf("%v diagnosis rounds for 10 concurrent asks, want 1", got)
+	}
+}
+
+func counterSum(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum float64
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			for _, m := range mf.GetMetric() {
+				sum += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return sum
 }
