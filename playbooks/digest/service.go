@@ -273,7 +273,7 @@ func (s *Service) readDDL(ctx context.Context, c *Cluster, since, now time.Time)
 		perNode map[string]int64
 		errs    map[string]string
 	}
-	v, _, _ := s.extra.Do(c.Name, func() (any, error) {
+	v, _, _ := s.extra.Do(fmt.Sprintf("%s@%d", c.Name, since.Unix()), func() (any, error) {
 		r := res{perNode: map[string]int64{}, errs: map[string]string{}}
 		var mu sync.Mutex
 		var wg sync.WaitGroup
