@@ -548,3 +548,23 @@ func (s *DigestScheduler) fire(ctx context.Context, e digestEntry, at time.Time,
 	}
 	log.Info("digest queued", "verdict", d.Verdict, "channel", s.cfg.DigestChannel(e.conf))
 }
+
+// DigestNow computes an on-demand digest (what `/chmedic digest [cluster]`
+// answers): every cluster when cluster is "", stored as the previous of
+// the next one. Concurrent asks share one computation and one round.
+func (a *App) DigestNow(ctx context.Context, cluster, source string) (*digest.Digest, error) {
+	var names []string
+	if cluster != "" {
+		if _, ok := a.cfg.Cluster(cluster); !ok {
+			return nil, fmt.Errorf("unknown cluster %q", cluster)
+		}
+		names = []string{cluster}
+	} else {
+		for _, c := range a.cfg.Clusters {
+			names = append(names, c.Name)
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(len(names)+1)*(a.cfg.Diagnosis.Budget+5*time.Second))
+	defer cancel()
+	return a.Digests.Run(ctx, digest.Request{Source: source, Clusters: names})
+}
