@@ -319,3 +319,39 @@ func TestRejectionsReadFromTheRegistry(t *testing.T) {
 		t.Error("outside serve the rejections must be reported as not available")
 	}
 }
+
+// TestDigestNowThroughTheApp: the runtime's on-demand digest over an
+// unreachable cluster says act (nothing answers), is stored, and refuses
+// an unknown cluster.
+func TestDigestNowThroughTheApp(t *testing.T) {
+	dir := t.TempDir()
+	cfg, err := config.Parse(filepath.Join(dir, "c.yaml"), []byte(`
+store: {path: s.db}
+diagnosis: {probe_timeout: 500ms, budget: 1s}
+clusters:
+  - name: prod
+    clickhouse: {nodes: [{name: ch-1, address: "127.0.0.1:1"}]}
+    keeper: {nodes: [{name: zk-1, address: "127.0.0.1:1"}]}
+`), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := New(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if _, err := a.DigestNow(context.Background(), "nope", "slack"); err == nil {
+		t.Error("unknown cluster accepted")
+	}
+	d, err := a.DigestNow(context.Background(), "", "slack")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Verdict != "act" || !d.Stored || len(d.Clusters) != 1 || d.Clusters[0].NodesUp != 0 {
+		t.Errorf("digest: %s stored=%v %+v", d.Verdict, d.Stored, d.Clusters[0].Reasons)
+	}
+	if _, err := a.Store.LatestDigest(context.Background(), "prod"); err != nil {
+		t.Errorf("not stored: %v", err)
+	}
+}
