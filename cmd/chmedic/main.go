@@ -102,6 +102,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 		extra[name] = runCmd
 	}
 	collect := registerCollect(a, configFlag)
+	digestCmd := newDigestCommand(a) // cmd_digest.go
 
 	cmd, err := a.Parse(args)
 	if err != nil {
@@ -112,6 +113,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 		return runCmd(ctx, stdout, stderr)
 	}
 	switch cmd {
+	case digestCmd.cmd.FullCommand():
+		return digestCmd.run(ctx, stdout, stderr)
 	case versionCmd.FullCommand():
 		fmt.Fprintf(stdout, "chmedic %s\n", version)
 		return 0

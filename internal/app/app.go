@@ -27,6 +27,7 @@ import (
 	"github.com/chmedic/chmedic/internal/store"
 	"github.com/chmedic/chmedic/playbooks"
 	"github.com/chmedic/chmedic/playbooks/diagnose"
+	"github.com/chmedic/chmedic/playbooks/digest"
 	"github.com/chmedic/chmedic/webhook"
 )
 
@@ -60,10 +61,14 @@ type App struct {
 	UserGroups   *chslack.UserGroups
 	socket       *chslack.SocketMode
 	Approvals    *approvals.Service
-	closers      []func() error
-	mux          *http.ServeMux
-	addr         string
-	mu           sync.Mutex
+	// Digests computes health digests; DigestScheduler posts the
+	// scheduled ones (see digests.go).
+	Digests         *digest.Service
+	DigestScheduler *DigestScheduler
+	closers         []func() error
+	mux             *http.ServeMux
+	addr            string
+	mu              sync.Mutex
 }
 
 // New builds the runtime from a validated config.
@@ -91,7 +96,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 		return nil, fmt.Errorf("playbooks: %w", err)
 	}
 
-	engine, closeEngine, err := BuildEngine(cfg, log, a.reg)
+	engine, clusters, closeEngine, err := buildEngine(cfg, log, a.reg)
 	if err != nil {
 		a.Close()
 		return nil, err
@@ -116,6 +121,10 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 		a.Close()
 		return nil, err
 	}
+	a.Digests = NewDigestService(DigestDeps{Config: cfg, Diagnoser: engine, Clusters: clusters, Store: st, Playbooks: pbs,
+		Gatherer: a.reg, Started: opts.Now(), Log: log, Now: opts.Now})
+	a.DigestScheduler = NewDigestScheduler(cfg, a.Digests, st, a.Outbox, log, opts.Now, nil)
+	a.DigestScheduler.Register(a.reg)
 	wm := webhook.NewMetrics(a.reg)
 	a.Queue = webhook.NewQueue(st, a.Processor, webhook.QueueOptions{Size: cfg.Webhook.QueueSize, Workers: cfg.Webhook.Workers}, wm, log)
 
@@ -200,6 +209,8 @@ func (a *App) Run(ctx context.Context) error {
 	approvalsDone := a.runApprovals(apprCtx)
 	pruneDone := make(chan struct{})
 	go func() { defer close(pruneDone); prune(outCtx, a.Store, a.cfg.Store.Retention, a.log) }()
+	digestsDone := make(chan struct{})
+	go func() { defer close(digestsDone); a.DigestScheduler.CatchUp(outCtx); a.DigestScheduler.Run(outCtx) }()
 
 	srv := &http.Server{Handler: a.mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second}
 	srvErr := make(chan error, 1)
@@ -243,6 +254,7 @@ func (a *App) Run(ctx context.Context) error {
 	stopOutbox()
 	<-outDone
 	<-pruneDone
+	<-digestsDone
 	a.log.Info("stopped")
 	return runErr
 }

@@ -39,6 +39,13 @@ func Thresholds(cfg *config.Config) probe.Thresholds { return probe.FromConfig(c
 // dialled here: an unreachable cluster is a finding later, not a start-up
 // failure. reg may be nil.
 func BuildEngine(cfg *config.Config, log *slog.Logger, reg prometheus.Registerer) (*diagnose.Engine, func() error, error) {
+	e, _, closeAll, err := buildEngine(cfg, log, reg)
+	return e, closeAll, err
+}
+
+// buildEngine is BuildEngine that also returns the clusters (the digests
+// read through the same bounded connections).
+func buildEngine(cfg *config.Config, log *slog.Logger, reg prometheus.Registerer) (*diagnose.Engine, []*diagnose.Cluster, func() error, error) {
 	var nodes []*clickhouse.Node
 	closeAll := func() error {
 		var errs []error
@@ -75,7 +82,7 @@ func BuildEngine(cfg *config.Config, log *slog.Logger, reg prometheus.Registerer
 			node, err := open(n.Name, n.Address)
 			if err != nil {
 				closeAll()
-				return nil, nil, fmt.Errorf("cluster %q node %s: %w", c.Name, n.Name, err)
+				return nil, nil, nil, fmt.Errorf("cluster %q node %s: %w", c.Name, n.Name, err)
 			}
 			nodes = append(nodes, node)
 			seeds = append(seeds, node)
@@ -112,7 +119,7 @@ func BuildEngine(cfg *config.Config, log *slog.Logger, reg prometheus.Registerer
 		Log:          log,
 		Registerer:   reg,
 	})
-	return engine, closeAll, nil
+	return engine, clusters, closeAll, nil
 }
 
 // RenderProcessor builds a processor for `chmedic render` (no store).

@@ -55,6 +55,9 @@ func prune(ctx context.Context, st *store.Store, retention time.Duration, log *s
 	for {
 		if retention > 0 {
 			n, err := st.Prune(ctx, time.Now().Add(-retention))
+			if m, derr := st.PruneDigests(ctx, time.Now().Add(-retention)); derr == nil {
+				n += m // each cluster's latest digest is kept
+			}
 			if err != nil && ctx.Err() == nil {
 				log.Warn("pruning the store failed", "err", err)
 			} else if n > 0 {

@@ -64,6 +64,9 @@ type Config struct {
 	Playbooks Playbooks `yaml:"playbooks"`
 	// Approvals configures the approval policy of actions (approvals).
 	Approvals Approvals `yaml:"approvals"`
+	// Digests configures the scheduled health digests (digests); see
+	// digests.go.
+	Digests Digests `yaml:"digests"`
 }
 
 // Log configures logging.
@@ -428,6 +431,7 @@ func defaults() *Config {
 			UserGroupCacheTTL: 5 * time.Minute,
 			RefireWindow:      time.Hour,
 		},
+		Digests: defaultDigests(),
 	}
 }
 

@@ -86,6 +86,7 @@ func (d *decoder) validate(c *Config) {
 	d.validateClusters(c.Clusters)
 	d.validateSlack(&c.Slack)
 	d.validateApprovals(&c.Approvals)
+	d.validateDigests(c)
 }
 
 func (d *decoder) validateDiagnosis(g *Diagnosis) {

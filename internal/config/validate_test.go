@@ -363,7 +363,7 @@ func TestErrors(t *testing.T) {
 		{
 			name: "unknown top-level key",
 			src:  y("colour: red") + minimal,
-			want: []string{`chmedic.yaml:1:1: colour: unknown key (valid keys: listen_address, shutdown_timeout, log, store, webhook, alertmanager, diagnosis, clusters, slack, playbooks, approvals)`},
+			want: []string{`chmedic.yaml:1:1: colour: unknown key (valid keys: listen_address, shutdown_timeout, log, store, webhook, alertmanager, diagnosis, clusters, slack, playbooks, approvals, digests)`},
 		},
 		{
 			name: "duplicate key",

@@ -236,6 +236,23 @@ var migrations = []string{
 		alerts          TEXT NOT NULL,
 		updated_at      INTEGER NOT NULL
 	);`,
+	// 12 (digests): every digest computed, one row per cluster (the
+	// "previous" of the next one), and the last scheduled run per digest.
+	`CREATE TABLE digests (
+		id          INTEGER PRIMARY KEY AUTOINCREMENT,
+		cluster     TEXT NOT NULL,
+		name        TEXT NOT NULL,
+		source      TEXT NOT NULL,
+		verdict     TEXT NOT NULL,
+		created_at  INTEGER NOT NULL,
+		body        BLOB NOT NULL
+	);
+	CREATE INDEX digests_cluster ON digests (cluster, created_at);
+	CREATE TABLE digest_runs (
+		name         TEXT PRIMARY KEY,
+		scheduled_at INTEGER NOT NULL,
+		started_at   INTEGER NOT NULL
+	);`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {
