@@ -13,7 +13,6 @@ import (
 
 	"github.com/slack-go/slack"
 
-	"github.com/chmedic/chmedic/approvals"
 	"github.com/chmedic/chmedic/internal/slackfake"
 	"github.com/chmedic/chmedic/internal/testenv"
 )
@@ -40,8 +39,8 @@ func (c *chmedic) sendRaw(t *testing.T, path string, h http.Header, body []byte)
 
 // TestClickOnARealMessage: the binary posts an alert's message with its
 // action button; a click on it, signed as Slack signs it, is verified and
-// answered privately (actions are not enabled on this branch: nothing
-// runs); the same request replayed, also after a restart on the same store,
+// answered privately by the approval flow (no policy is configured for the
+// action, so it fails closed: nothing runs); the same request replayed, also after a restart on the same store,
 // and a forged one are refused and counted.
 func TestClickOnARealMessage(t *testing.T) {
 	env := testenv.Shared(t)
@@ -73,7 +72,7 @@ func TestClickOnARealMessage(t *testing.T) {
 		t.Fatalf("click: %d %s", code, text)
 	}
 	waitUntil(t, "the private reply", 10*time.Second, func() bool { return len(slk.Ephemerals()) == 1 })
-	if eph := slk.Ephemerals()[0]; eph.User != "U0ALICE" || eph.Text != approvals.ReplyNotEnabled {
+	if eph := slk.Ephemerals()[0]; eph.User != "U0ALICE" || !strings.Contains(eph.Text, "No approval policy for collect_logs") {
 		t.Errorf("reply %+v", eph)
 	}
 	if code, text := ch.sendRaw(t, "/slack/interactions", req.Header, body); code != 401 || !strings.HasPrefix(text, "replay") {
@@ -102,7 +101,8 @@ func TestClickOnARealMessage(t *testing.T) {
 
 // TestClickOverSocketMode: with slack.socket_mode the binary opens a Socket
 // Mode connection, acknowledges the click's envelope and answers it with the
-// same handler as over HTTP.
+// same handler as over HTTP (a button chmedic never offered: refused, nothing
+// runs).
 func TestClickOverSocketMode(t *testing.T) {
 	env := testenv.Shared(t)
 	slk := slackfake.New(t, slackfake.Options{SocketPingInterval: 200 * time.Millisecond})
@@ -123,7 +123,7 @@ func TestClickOverSocketMode(t *testing.T) {
 	}
 	waitUntil(t, "the ack", 10*time.Second, func() bool { a, ok := slk.AckFor(id); return ok && a.Known })
 	waitUntil(t, "the private reply", 10*time.Second, func() bool { return len(slk.Ephemerals()) == 1 })
-	if eph := slk.Ephemerals()[0]; eph.User != "U0BOB" || eph.Text != approvals.ReplyNotEnabled {
+	if eph := slk.Ephemerals()[0]; eph.User != "U0BOB" || !strings.Contains(eph.Text, "does not know this button") {
 		t.Errorf("reply %+v", eph)
 	}
 	if v := ch.metric(t, "chmedic_slack_socket_connected", ""); v != 1 {
