@@ -91,7 +91,8 @@ type Refusal struct {
 	Gates  []Gate
 }
 
-func (r *Refusal) Error() string { return "refused: " + r.Reason }
+// Error is the reason alone: callers say "refused" in their own words.
+func (r *Refusal) Error() string { return r.Reason }
 
 // IsRefusal reports whether err is (or wraps) a Refusal.
 func IsRefusal(err error) bool {

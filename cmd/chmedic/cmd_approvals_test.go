@@ -259,10 +259,13 @@ func TestCLIApproveWithARunningServer(t *testing.T) {
 
 // Until an action runtime is wired in, a request says so and nothing is
 // stored as pending.
-func TestCLIRequestWithoutActions(t *testing.T) {
+// TestCLIRequestRefusedWhenActionUnconfigured: with the real action
+// runtime, a kind the cluster's config does not equip is refused at plan
+// time, naming the key to set.
+func TestCLIRequestRefusedWhenActionUnconfigured(t *testing.T) {
 	cfg := approvalsConfig(t)
 	code, _, errOut := runCLI(t, "request", "--config", cfg, "--cluster", "prod", "--action", "collect_logs", "--as", "U0ALICE")
-	if code != 1 || !strings.Contains(errOut, "actions are not available in this chmedic") {
+	if code != 1 || !strings.Contains(errOut, "refused: collect_logs is not configured on cluster \"prod\": set clusters[prod].actions.clickhouse.user") {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
 	code, _, errOut = runCLI(t, "requests", "--config", cfg, "--state", "done")
