@@ -64,3 +64,9 @@ func RenderOnDemand(r *report.Report, askedBy string) Message {
 	}
 	return Message{Text: clip(escape(text), MaxFallbackText), Blocks: slack.Blocks{BlockSet: bs}}
 }
+
+// TextMessage is a message of one mrkdwn section (the caller escapes what
+// comes from elsewhere).
+func TextMessage(text string) Message {
+	return Message{Text: clip(text, MaxFallbackText), Blocks: slack.Blocks{BlockSet: []slack.Block{section("text", text)}}}
+}
