@@ -151,9 +151,17 @@ func TestHandleCommand(t *testing.T) {
 			want: []string{"Name the cluster to diagnose: `/chmedic diagnose CLUSTER`. Clusters: `prod`, `staging`."}},
 		{name: "one cluster: diagnose it", cmd: cmd("diagnose"), want: []string{"Diagnosing *prod*… the result follows here (in this channel)."}, results: 1},
 		{name: "private", cmd: cmd("diagnose prod --private"), want: []string{"(only you will see it)"}, results: 1},
-		{name: "not a posting channel", cmd: func() approvals.Command { c := cmd("diagnose prod"); c.ChannelID, c.ChannelName = otherCh, "random"; return c }(),
+		{name: "not a posting channel", cmd: func() approvals.Command {
+			c := cmd("diagnose prod")
+			c.ChannelID, c.ChannelName = otherCh, "random"
+			return c
+		}(),
 			want: []string{"(only you will see it)"}, results: 1},
-		{name: "a posting channel given by name", cmd: func() approvals.Command { c := cmd("diagnose"); c.ChannelID, c.ChannelName = "C0INC", "incidents"; return c }(),
+		{name: "a posting channel given by name", cmd: func() approvals.Command {
+			c := cmd("diagnose")
+			c.ChannelID, c.ChannelName = "C0INC", "incidents"
+			return c
+		}(),
 			want: []string{"(in this channel)"}, results: 1},
 		{name: "digest of all clusters", clusters: []string{"prod", "staging"}, cmd: cmd("digest"),
 			want: []string{"health digest of all clusters… it follows here (posted in this channel, with its actions)."}, results: 1},
