@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -216,7 +217,7 @@ func (h *Handler) HandleCommand(ctx context.Context, c approvals.Command) (appro
 	var pe *ParseError
 	if errors.As(err, &pe) {
 		h.total.WithLabelValues(sub, OutcomeInvalid).Inc()
-		return approvals.Reply{Ephemeral: chslack.Escape(pe.Msg) + "\n\n" + h.help()}, nil
+		return approvals.Reply{Ephemeral: chslack.Escape(pe.Msg) + "\n\n" + h.help(c.Command)}, nil
 	}
 	if err != nil {
 		return approvals.Reply{}, err
@@ -224,7 +225,7 @@ func (h *Handler) HandleCommand(ctx context.Context, c approvals.Command) (appro
 	switch inv.Sub {
 	case SubHelp:
 		h.total.WithLabelValues(SubHelp, OutcomeAnswered).Inc()
-		return approvals.Reply{Ephemeral: h.help()}, nil
+		return approvals.Reply{Ephemeral: h.help(c.Command)}, nil
 	case SubFreezes:
 		h.total.WithLabelValues(SubFreezes, OutcomeAnswered).Inc()
 		return approvals.Reply{Ephemeral: h.freezes(ctx)}, nil
@@ -385,8 +386,13 @@ func clusterList(names []string) string {
 	return strings.Join(out, ", ")
 }
 
-func (h *Handler) help() string {
+// help is the help text, naming the command as it was typed (Slack sends
+// the command's name; the configured one otherwise).
+func (h *Handler) help(typed string) string {
 	cmd := h.o.Command
+	if slashName.MatchString(typed) {
+		cmd = typed
+	}
 	names := slices.Clone(h.o.Clusters)
 	sort.Strings(names)
 	lines := []string{
@@ -401,6 +407,9 @@ func (h *Handler) help() string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// slashName is what a slash command's name looks like (Slack's rule).
+var slashName = regexp.MustCompile(`^/[a-z0-9_-]{1,31}$`)
 
 // NotAvailableFreezes is the answer to `freezes` until the DDL freeze
 // action is wired in.
