@@ -256,24 +256,26 @@ func subLabel(s string) string {
 	return "unknown"
 }
 
-func ack(sub, cluster string, public, buttons bool) string {
+func ack(sub, cluster string, public, post bool) string {
 	what := "all clusters"
 	if cluster != "" {
 		what = "*" + chslack.Escape(cluster) + "*"
 	}
+	if sub == SubDiagnose {
+		where := "only you will see it"
+		if public {
+			where = "in this channel, once for everyone who asks while it runs"
+		}
+		return fmt.Sprintf(":stethoscope: Diagnosing %s… the result follows here (%s).", what, where)
+	}
 	where := "only you will see it"
-	if public {
+	switch {
+	case public && post:
+		where = "posted in this channel as a message of its own"
+	case public:
 		where = "in this channel"
 	}
-	switch sub {
-	case SubDiagnose:
-		return fmt.Sprintf(":stethoscope: Diagnosing %s… the result follows here (%s).", what, where)
-	default:
-		if public && buttons {
-			where = "posted in this channel, with its actions"
-		}
-		return fmt.Sprintf(":clipboard: Computing a health digest of %s… it follows here (%s).", what, where)
-	}
+	return fmt.Sprintf(":clipboard: Computing a health digest of %s… it follows here (%s).", what, where)
 }
 
 // teamRefusal refuses commands from any workspace but the approvals'.
@@ -497,7 +499,7 @@ func (h *Handler) run(ctx context.Context, c approvals.Command, sub, cluster str
 					break
 				}
 				h.replies.WithLabelValues(sub, "posted").Inc()
-				r.Message = chslack.TextMessage(fmt.Sprintf("%s The digest (%s) is being posted in this channel, with its actions.", digestIcon(d.Verdict), d.Verdict))
+				r.Message = chslack.TextMessage(fmt.Sprintf("%s The digest (%s) is being posted in this channel.", digestIcon(d.Verdict), d.Verdict))
 				break
 			}
 			r.InChannel = true

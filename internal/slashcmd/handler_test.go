@@ -43,17 +43,27 @@ func (f *fakeDiagnoser) Diagnose(_ context.Context, cluster string) (*diagnose.D
 		Verdict: "replicas lag <!here>", Results: []probe.Result{{Probe: "clickhouse.ping", Node: "ch-1", Status: probe.OK}}}, nil
 }
 
-type fakeDigests struct{ asked []string }
+type fakeDigests struct {
+	mu    sync.Mutex
+	asked []string
+}
 
 func (f *fakeDigests) DigestNow(_ context.Context, cluster, source string) (*digest.Digest, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	f.asked = append(f.asked, cluster+"/"+source)
 	return &digest.Digest{Source: source, GeneratedAt: testNow, Verdict: digest.Watch, Headline: "watch: znodes grow",
 		Clusters: []*digest.Cluster{{Name: "prod", Verdict: digest.Watch}}}, nil
 }
 
-type fakePoster struct{ posted []string }
+type fakePoster struct {
+	mu     sync.Mutex
+	posted []string
+}
 
 func (f *fakePoster) PostDigest(_ context.Context, d *digest.Digest, channel string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	f.posted = append(f.posted, channel)
 	return nil
 }
@@ -149,7 +159,7 @@ func TestHandleCommand(t *testing.T) {
 		{name: "unknown cluster, escaped", cmd: cmd("diagnose <!here>"), want: []string{`There is no cluster "&lt;!here&gt;" here. Clusters: ` + "`prod`."}},
 		{name: "several clusters: name one", clusters: []string{"prod", "staging"}, cmd: cmd("diagnose"),
 			want: []string{"Name the cluster to diagnose: `/chmedic diagnose CLUSTER`. Clusters: `prod`, `staging`."}},
-		{name: "one cluster: diagnose it", cmd: cmd("diagnose"), want: []string{"Diagnosing *prod*… the result follows here (in this channel)."}, results: 1},
+		{name: "one cluster: diagnose it", cmd: cmd("diagnose"), want: []string{"Diagnosing *prod*… the result follows here (in this channel, once for everyone who asks while it runs)."}, results: 1},
 		{name: "private", cmd: cmd("diagnose prod --private"), want: []string{"(only you will see it)"}, results: 1},
 		{name: "not a posting channel", cmd: func() approvals.Command {
 			c := cmd("diagnose prod")
@@ -162,9 +172,9 @@ func TestHandleCommand(t *testing.T) {
 			c.ChannelID, c.ChannelName = "C0INC", "incidents"
 			return c
 		}(),
-			want: []string{"(in this channel)"}, results: 1},
+			want: []string{"(in this channel, once"}, results: 1},
 		{name: "digest of all clusters", clusters: []string{"prod", "staging"}, cmd: cmd("digest"),
-			want: []string{"health digest of all clusters… it follows here (posted in this channel, with its actions)."}, results: 1},
+			want: []string{"health digest of all clusters… it follows here (posted in this channel as a message of its own)."}, results: 1},
 		{name: "freezes not available yet", cmd: cmd("freezes"), want: []string{NotAvailableFreezes}},
 		{name: "freezes", clusters: []string{"prod", "staging"}, mod: func(o *Options) { o.Freezes = fakeFreezes{"prod": {"ch-1 by U0BOB until 10:00 <!here>"}} },
 			cmd: cmd("freezes"), want: []string{"*prod*: 1 active DDL freeze(s):", "ch-1 by U0BOB until 10:00 &lt;!here&gt;", "No active DDL freeze on `staging`."}},
