@@ -3,9 +3,11 @@ package slack
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 
+	"github.com/chmedic/chmedic/playbooks/diagnose"
 	"github.com/chmedic/chmedic/playbooks/report"
 )
 
@@ -47,4 +49,25 @@ func rawJSON(v any) []byte {
 	enc.SetEscapeHTML(false)
 	_ = enc.Encode(v)
 	return buf.Bytes()
+}
+
+// TestRenderOnDemandIsBounded: a diagnosis with hundreds of long findings
+// still fits Slack's limits (blocks, section text, header).
+func TestRenderOnDemandIsBounded(t *testing.T) {
+	d := fixedDiagnosis()
+	long := strings.Repeat("a very long exception text from the server ", 100)
+	for i := range 500 {
+		d.Findings = append(d.Findings, d.Findings[i%3])
+		d.Findings[len(d.Findings)-1].Summary = long
+	}
+	for i := range 40 {
+		d.Causes = append(d.Causes, diagnose.Cause{Name: fmt.Sprint("c", i), Title: long, Likelihood: diagnose.Possible, For: []string{long}})
+	}
+	d.Verdict = long + long
+	d.NotAvailable = []string{long, long, long}
+	msg := RenderOnDemand(report.OnDemand(strings.Repeat("cluster", 40), d, "", renderNow), "U0ALICE")
+	blocks := checkValid(t, msg)
+	if len(blocks) > MaxBlocks || len(msg.Text) > MaxFallbackText+100 {
+		t.Errorf("%d blocks, text of %d", len(blocks), len(msg.Text))
+	}
 }

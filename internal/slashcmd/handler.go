@@ -494,6 +494,7 @@ func (h *Handler) run(ctx context.Context, c approvals.Command, sub, cluster str
 		if public && h.first(c.ChannelID, sub, cluster, d.GeneratedAt) {
 			if h.o.PostDigest != nil {
 				if err := h.o.PostDigest.PostDigest(context.WithoutCancel(ctx), d, c.ChannelID); err != nil {
+					h.forget(c.ChannelID, sub, cluster, d.GeneratedAt) // the next ask may post it
 					log.Error("slash command: queueing the digest failed", "err", err)
 					r.Message = chslack.TextMessage("The digest was computed but could not be posted: " + chslack.Escape(err.Error()))
 					break
@@ -528,10 +529,21 @@ func digestIcon(v digest.Verdict) string {
 	return ":large_green_circle:"
 }
 
+func postedKey(channel, sub, cluster string, at time.Time) string {
+	return fmt.Sprintf("%s|%s|%s|%d", channel, sub, cluster, at.UnixNano())
+}
+
+// forget undoes first.
+func (h *Handler) forget(channel, sub, cluster string, at time.Time) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(h.posted, postedKey(channel, sub, cluster, at))
+}
+
 // first reports whether this is the first in-channel answer of one round
 // (or one digest) of cluster in channel, and remembers it.
 func (h *Handler) first(channel, sub, cluster string, at time.Time) bool {
-	key := fmt.Sprintf("%s|%s|%s|%d", channel, sub, cluster, at.UnixNano())
+	key := postedKey(channel, sub, cluster, at)
 	now := h.o.Now()
 	h.mu.Lock()
 	defer h.mu.Unlock()
