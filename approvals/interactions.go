@@ -47,7 +47,10 @@ type RefusalRecorder interface {
 // Command is a slash command invocation, over HTTP or Socket Mode.
 type Command struct {
 	TeamID, UserID, UserName, ChannelID, Command, Text, ResponseURL, TriggerID string
-	ReceivedAt                                                                 time.Time
+	// ChannelName is the channel's name as Slack sends it (channel_name,
+	// without "#"; "directmessage" or "privategroup" for some channels).
+	ChannelName string
+	ReceivedAt  time.Time
 }
 
 // CommandHandler handles slash commands. Like ClickHandler it must answer
@@ -349,7 +352,7 @@ func ParseCommand(v url.Values, receivedAt time.Time) (Command, error) {
 	c := Command{
 		TeamID: v.Get("team_id"), UserID: v.Get("user_id"), UserName: v.Get("user_name"),
 		ChannelID: v.Get("channel_id"), Command: v.Get("command"), Text: v.Get("text"),
-		ResponseURL: v.Get("response_url"), TriggerID: v.Get("trigger_id"), ReceivedAt: receivedAt,
+		ResponseURL: v.Get("response_url"), TriggerID: v.Get("trigger_id"), ChannelName: v.Get("channel_name"), ReceivedAt: receivedAt,
 	}
 	switch {
 	case c.Command == "":

@@ -13,7 +13,8 @@ import (
 
 // InteractionOptions are the handlers Slack's clicks and slash commands are
 // delivered to (fields of Options). A nil Clicks answers every click
-// "actions are not enabled yet" and runs nothing (fail closed).
+// "actions are not enabled yet" and runs nothing (fail closed); a nil
+// Commands is the /chmedic handler (slash_commands.go).
 type InteractionOptions struct {
 	Clicks   approvals.ClickHandler
 	Commands approvals.CommandHandler
@@ -50,6 +51,9 @@ func (a *App) setupInteractions() {
 
 	if a.Approvals != nil {
 		a.Approvals.SetGroupResolver(a.UserGroups)
+	}
+	if a.Interactions.Commands == nil {
+		a.Interactions.Commands = a.setupSlashCommands() // slash_commands.go
 	}
 
 	h := &approvals.HTTPHandler{Dispatcher: a.Interactions}

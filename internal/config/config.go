@@ -365,6 +365,9 @@ type Slack struct {
 	// thread note to the channel; later, it gets a new message linking the
 	// previous one. 0: always a new message.
 	RefireWindow time.Duration `yaml:"refire_window"`
+	// Commands is who may use the slash command (commands); see
+	// slack_commands.go.
+	Commands SlackCommands `yaml:"commands"`
 }
 
 // Enabled reports whether chmedic posts to Slack (a bot token is set).

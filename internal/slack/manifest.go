@@ -58,7 +58,7 @@ func Manifest(s *config.Slack) slack.Manifest {
 		m.Settings.Interactivity.RequestUrl = s.InteractionsURL()
 	}
 	if s.SlashCommand != "" {
-		cmd := slack.ManifestSlashCommand{Command: s.SlashCommand, Description: "chmedic", UsageHint: "[help]"}
+		cmd := slack.ManifestSlashCommand{Command: s.SlashCommand, Description: "Diagnose a cluster now, a health digest, the DDL freezes", UsageHint: "diagnose [cluster] | digest [cluster] | freezes | help"}
 		if !s.SocketMode {
 			cmd.Url = s.CommandsURL()
 		}
