@@ -35,9 +35,9 @@ type DigestDeps struct {
 	// webhook (its rejection counter is read); nil outside `serve`.
 	Gatherer prometheus.Gatherer
 	Started  time.Time
-	// Freezes, Approvals and ActionLog are provided by the DDL freeze
-	// action and the approval flow; nil until they exist (the digest then
-	// says "not available yet").
+	// Freezes is provided by the DDL freeze action; nil until it exists
+	// (the digest then says "not available yet"). Approvals and ActionLog
+	// default to the store's requests and executions.
 	Freezes   digest.FreezesSource
 	Approvals digest.ApprovalsSource
 	ActionLog digest.ActionsSource
@@ -46,8 +46,8 @@ type DigestDeps struct {
 }
 
 // NewDigestService builds the digest service over the diagnosis engine and
-// today's store. Freezes, approvals and actions run are left unset: the
-// digest says they are not available yet.
+// the store (history, alerts, outbox, requests awaiting a decision,
+// executions).
 func NewDigestService(d DigestDeps) *digest.Service {
 	o := digest.Options{
 		Diagnoser:    d.Diagnoser,
@@ -70,6 +70,12 @@ func NewDigestService(d DigestDeps) *digest.Service {
 		o.History = storeHistory{d.Store}
 		o.Alerts = &storeAlerts{st: d.Store, cfg: d.Config}
 		o.Outbox = storeOutbox{d.Store}
+		if o.Approvals == nil {
+			o.Approvals = storeApprovals{d.Store}
+		}
+		if o.ActionLog == nil {
+			o.ActionLog = storeActionLog{d.Store}
+		}
 	}
 	if d.Gatherer != nil {
 		o.Rejection = registryRejections{g: d.Gatherer, started: d.Started}

@@ -318,3 +318,23 @@ func affected(res sql.Result, err error, format string, args ...any) error {
 	}
 	return nil
 }
+
+// ExecutionsSince lists a cluster's executions created at or after since,
+// oldest first, at most limit.
+func (s *Store) ExecutionsSince(ctx context.Context, cluster string, since time.Time, limit int) ([]ExecutionRecord, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+executionColumns+` FROM action_executions WHERE cluster = ? AND created_at >= ? ORDER BY created_at, id LIMIT ?`,
+		cluster, millis(since), limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []ExecutionRecord
+	for rows.Next() {
+		e, err := scanExecution(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
