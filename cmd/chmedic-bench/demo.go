@@ -1,0 +1,2 @@
+package main
+func demoMain(args []string) int { return 0 }
