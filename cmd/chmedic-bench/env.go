@@ -28,8 +28,6 @@ import (
 
 // Channels the bench's chmedic posts to.
 const (
-	chChannel    = "C0BENCH001" // cluster "bench" (the real environment)
-	hungChannel  = "C0BENCHHNG" // cluster "hung" (a node that never answers)
 	defChannel   = "C0BENCHDEF" // slack.channel
 	amChannel    = "C0AMSLACK1" // Alertmanager's own slack_configs
 	requester    = "U0BENCHREQ"
@@ -138,6 +136,10 @@ func (h *harness) close() {
 			h.logf("close the environment: %v", err)
 		}
 	}
+	if os.Getenv("CHMEDIC_BENCH_KEEP") == "1" {
+		h.logf("CHMEDIC_BENCH_KEEP=1: kept %s (configs, stores, chmedic logs)", h.dir)
+		return
+	}
 	_ = os.RemoveAll(h.dir)
 }
 
@@ -147,16 +149,23 @@ type chOptions struct {
 	CacheTTL       string // diagnosis.cache_ttl; "": the default (15s)
 	Budget         string // diagnosis.budget; "": 5s
 	LogLevel       string // "": info
+	QueueSize      int    // webhook.queue_size; 0: the default (256)
 }
 
 // budget is the diagnosis budget the bench configures by default.
 const defaultBudget = 5 * time.Second
 
-// config writes a chmedic config for dir and returns its path.
-func (h *harness) config(dir, listen string, o chOptions) (string, error) {
+// config writes a chmedic config for dir and returns its path. Each
+// chmedic posts to channels of its own: two stores posting into one channel
+// would see each other's messages when they look one up (see the README's
+// Results).
+func (h *harness) config(dir, listen, chChannel, hungChannel string, o chOptions) (string, error) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "listen_address: %s\nshutdown_timeout: 5s\n", listen)
 	fmt.Fprintf(&b, "log: {level: %s, format: json}\nstore: {path: chmedic.db}\n", cmpStr(o.LogLevel, "info"))
+	if o.QueueSize > 0 {
+		fmt.Fprintf(&b, "webhook: {queue_size: %d}\n", o.QueueSize)
+	}
 	b.WriteString("diagnosis:\n  probe_timeout: 2s\n")
 	fmt.Fprintf(&b, "  budget: %s\n", cmpStr(o.Budget, defaultBudget.String()))
 	if o.CacheTTL != "" {
@@ -198,6 +207,9 @@ type chmedicProc struct {
 	dir     string // its config and store
 	cfgPath string
 	addr    string
+	// channel is where the "bench" cluster's messages go, hungChannel the
+	// "hung" cluster's.
+	channel, hungChannel string
 	cmd     *exec.Cmd
 	logPath string
 	exited  chan struct{}
@@ -214,11 +226,13 @@ func (h *harness) startChmedic(ctx context.Context, name string, o chOptions) (*
 	if err != nil {
 		return nil, err
 	}
-	cfg, err := h.config(dir, addr, o)
+	ch := fmt.Sprintf("C0%08X", uint32(hash(dir)))
+	hung := fmt.Sprintf("C1%08X", uint32(hash(dir)))
+	cfg, err := h.config(dir, addr, ch, hung, o)
 	if err != nil {
 		return nil, err
 	}
-	p := &chmedicProc{h: h, dir: dir, cfgPath: cfg, addr: addr, logPath: filepath.Join(dir, "chmedic.log")}
+	p := &chmedicProc{h: h, dir: dir, cfgPath: cfg, addr: addr, logPath: filepath.Join(dir, "chmedic.log"), channel: ch, hungChannel: hung}
 	return p, p.start(ctx)
 }
 

@@ -56,9 +56,9 @@ func (b *bench) scenarioFaults(ctx context.Context) {
 		return env.WaitHealthy(hctx)
 	}
 	faults := []fault{
-		{"healthy cluster (reference)", benchCluster, chChannel, none, none},
-		{"a ClickHouse address that accepts TCP and never answers", "hung", hungChannel, none, none},
-		{"one ClickHouse replica stopped", benchCluster, chChannel,
+		{"healthy cluster (reference)", benchCluster, p.channel, none, none},
+		{"a ClickHouse address that accepts TCP and never answers", "hung", p.hungChannel, none, none},
+		{"one ClickHouse replica stopped", benchCluster, p.channel,
 			func(ctx context.Context) error { return env.ClickHouse[1].Stop(ctx) },
 			func(ctx context.Context) error {
 				if err := env.ClickHouse[1].Start(ctx); err != nil {
@@ -66,7 +66,7 @@ func (b *bench) scenarioFaults(ctx context.Context) {
 				}
 				return healthy(ctx)
 			}},
-		{"ZooKeeper paused (SIGSTOP)", benchCluster, chChannel,
+		{"ZooKeeper paused (SIGSTOP)", benchCluster, p.channel,
 			func(context.Context) error { return env.ZooKeeper.Pause() },
 			func(ctx context.Context) error {
 				if err := env.ZooKeeper.Resume(); err != nil {
@@ -74,7 +74,7 @@ func (b *bench) scenarioFaults(ctx context.Context) {
 				}
 				return healthy(ctx)
 			}},
-		{"ZooKeeper stopped", benchCluster, chChannel,
+		{"ZooKeeper stopped", benchCluster, p.channel,
 			func(ctx context.Context) error { return env.ZooKeeper.Stop(ctx) },
 			func(ctx context.Context) error {
 				if err := env.ZooKeeper.Start(ctx); err != nil {

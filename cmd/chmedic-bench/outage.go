@@ -68,7 +68,7 @@ func (b *bench) scenarioOutage(ctx context.Context) {
 	b.logf("outage: Slack back; waiting for %d messages", len(tokens))
 
 	count := func() (delivered, dup int) {
-		msgs := b.h.slack.Messages(chChannel)
+		msgs := b.h.slack.Messages(p.channel)
 		for _, t := range tokens {
 			n := 0
 			for _, m := range msgs {

@@ -120,7 +120,7 @@ func (b *bench) scenarioSide(ctx context.Context) {
 	}
 	b.add(Row{Scenario: scen, Figure: "slowest group reflected after Alertmanager's message (bound 5 s)", Value: ms(worst), Unit: "ms", Peer: ptr(5000), PeerName: "bound"})
 	top := 0
-	for _, m := range b.h.slack.Messages(chChannel) {
+	for _, m := range b.h.slack.Messages(p.channel) {
 		for _, r := range res {
 			if m.ThreadTS == "" && strings.Contains(m.Text+string(m.Blocks), r.token) {
 				top++

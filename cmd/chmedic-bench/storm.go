@@ -138,12 +138,12 @@ func (b *bench) scenarioStorm(ctx context.Context) {
 	calls := b.h.slackCalls(since)
 	byMethod := map[string]int{}
 	for _, c := range calls {
-		if c.Channel == chChannel || c.Channel == "" {
+		if c.Channel == p.channel || c.Channel == "" {
 			byMethod[c.Method]++
 		}
 	}
 	top := 0
-	for _, m := range b.h.slack.Messages(chChannel) {
+	for _, m := range b.h.slack.Messages(p.channel) {
 		if m.ThreadTS == "" && m.PostedAt.After(since) {
 			top++
 		}
