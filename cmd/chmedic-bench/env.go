@@ -210,9 +210,9 @@ type chmedicProc struct {
 	// channel is where the "bench" cluster's messages go, hungChannel the
 	// "hung" cluster's.
 	channel, hungChannel string
-	cmd     *exec.Cmd
-	logPath string
-	exited  chan struct{}
+	cmd                  *exec.Cmd
+	logPath              string
+	exited               chan struct{}
 }
 
 // startChmedic writes a config in a new directory named name and starts
