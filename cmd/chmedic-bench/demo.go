@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -335,7 +336,7 @@ func (d *demo) printSlack(ctx context.Context) {
 			if text == "" {
 				text = c.Params.Get("text")
 			}
-			fmt.Fprintln(d.out, text)
+			fmt.Fprintln(d.out, plainMrkdwn(text))
 		}
 		seen = len(calls)
 	}
@@ -403,6 +404,18 @@ func blocksText(raw string) string {
 		}
 	}
 	return strings.TrimRight(b.String(), "\n")
+}
+
+var (
+	slackDate = regexp.MustCompile(`<!date\^[0-9]+\^[^|>]*\|([^>]*)>`)
+	slackLink = regexp.MustCompile(`<(https?://[^|>]*)\|([^>]*)>`)
+)
+
+// plainMrkdwn replaces Slack's date tokens by their fallback text and
+// links by "text (url)".
+func plainMrkdwn(s string) string {
+	s = slackDate.ReplaceAllString(s, "$1")
+	return slackLink.ReplaceAllString(s, "$2 ($1)")
 }
 
 // richText flattens a rich_text block's text elements.

@@ -114,3 +114,5 @@ func TestWriteMarkdownAndJSON(t *testing.T) {
 		t.Errorf("row 3 has a ratio without a value: %v", back.Rows[3])
 	}
 }
+
+func stringsReader(s string) *strings.Reader { return strings.NewReader(s) }
