@@ -11,25 +11,36 @@ import (
 
 // alertmanagerBoth points the real Alertmanager at both its own Slack
 // notifier (slack_configs → the fake's incoming webhook) and chmedic, for
-// every alert, grouped by alertname and cluster with group_wait 0.
-func (h *harness) alertmanagerBoth(ctx context.Context, chmedicURL string) error {
+// every alert labelled bench_run=run, grouped by alertname and cluster with
+// group_wait 0. Other alerts (an earlier run's, still firing) go to a
+// receiver with no integration: a reload regroups every alert, and with
+// group_wait 0 they would reach the new chmedic at once.
+func (h *harness) alertmanagerBoth(ctx context.Context, chmedicURL, run string) error {
 	return h.env.Alertmanager.SetConfig(ctx, map[string]any{
 		"route": map[string]any{
-			"receiver":        "both",
-			"group_by":        []string{"alertname", "cluster"},
-			"group_wait":      "0s",
-			"group_interval":  "5m",
-			"repeat_interval": "4h",
+			"receiver": "nowhere",
+			"group_by": []string{"alertname", "cluster"},
+			"routes": []any{map[string]any{
+				"receiver":        "both",
+				"matchers":        []string{fmt.Sprintf("bench_run=%q", run)},
+				"group_by":        []string{"alertname", "cluster"},
+				"group_wait":      "0s",
+				"group_interval":  "5m",
+				"repeat_interval": "4h",
+			}},
 		},
-		"receivers": []any{map[string]any{
-			"name": "both",
-			"slack_configs": []any{map[string]any{
-				"api_url": h.amHook, "channel": "#am", "send_resolved": true,
-			}},
-			"webhook_configs": []any{map[string]any{
-				"url": chmedicURL, "send_resolved": true, "max_alerts": 0,
-			}},
-		}},
+		"receivers": []any{
+			map[string]any{"name": "nowhere"},
+			map[string]any{
+				"name": "both",
+				"slack_configs": []any{map[string]any{
+					"api_url": h.amHook, "channel": "#am", "send_resolved": true,
+				}},
+				"webhook_configs": []any{map[string]any{
+					"url": chmedicURL, "send_resolved": true, "max_alerts": 0,
+				}},
+			},
+		},
 	})
 }
 
@@ -50,12 +61,12 @@ func (b *bench) sideBySide(ctx context.Context, prefix string, n int, interval t
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := b.h.alertmanagerBoth(ctx, p.webhookURL()); err != nil {
+	since := time.Now()
+	run := fmt.Sprintf("%s%d", prefix, since.UnixMilli()%100000)
+	if err := b.h.alertmanagerBoth(ctx, p.webhookURL(), run); err != nil {
 		p.stop(sigterm)
 		return nil, nil, err
 	}
-	since := time.Now()
-	run := fmt.Sprintf("%s%d", prefix, since.UnixMilli()%100000)
 	res := make([]sideResult, n)
 	next := time.Now()
 	for i := range n {
@@ -64,7 +75,7 @@ func (b *bench) sideBySide(ctx context.Context, prefix string, n int, interval t
 		res[i].token = fmt.Sprintf("%sN%03d", run, i)
 		res[i].posted = time.Now()
 		err := b.h.env.Alertmanager.PostAlerts(ctx, []testenv.PostableAlert{{
-			Labels:      map[string]string{"alertname": res[i].token, "cluster": benchCluster, "severity": "warning"},
+			Labels:      map[string]string{"alertname": res[i].token, "cluster": benchCluster, "severity": "warning", "bench_run": run},
 			Annotations: map[string]string{"summary": "bench alert " + res[i].token},
 		}})
 		if err != nil {
