@@ -42,6 +42,14 @@ func TestSmoke(t *testing.T) {
 	if len(amMsgs) != 1 || !strings.Contains(string(amMsgs[0].Attachments), res[0].token) {
 		t.Errorf("Alertmanager's slack_configs message: %+v", amMsgs)
 	}
+	for _, c := range h.slack.Calls() {
+		if c.Method == "incoming-webhook" {
+			t.Logf("Alertmanager's slack_configs call: %s %s %v", c.HTTPMethod, c.ContentType, c.Params)
+			if c.ContentType != "application/json" || c.Status != 200 {
+				t.Errorf("Alertmanager's call: content type %q, status %d", c.ContentType, c.Status)
+			}
+		}
+	}
 	b.sideRows("side", res)
 
 	// Ingest: only the 1-alert size, briefly, against a bare server too.

@@ -10,10 +10,10 @@ import (
 	"github.com/slack-go/slack"
 )
 
-// amPayload is what Alertmanager 0.25's slack_configs posts (captured from
-// the real Alertmanager of internal/testenv by cmd/chmedic-bench's smoke
-// test, trimmed).
-const amPayload = `{"channel":"#am","username":"Alertmanager","attachments":[{"title":"[FIRING:1] BenchSide0001 chmedic_test","title_link":"http://127.0.0.1:1/#/alerts?receiver=both","text":"","fallback":"[FIRING:1] BenchSide0001 chmedic_test | http://127.0.0.1:1/#/alerts?receiver=both","callback_id":"","footer":"","color":"danger","mrkdwn_in":["fallback","pretext","text"]}]}`
+// amPayload is what Alertmanager 0.25's slack_configs posts, as
+// application/json (captured from the real Alertmanager of internal/testenv
+// by cmd/chmedic-bench's TestSmoke, which logs it).
+const amPayload = `{"attachments":[{"title":"[FIRING:1] Smoke47290N000 chmedic_test (Smoke47290 warning)","title_link":"http://vm:20339/#/alerts?receiver=both","text":"","fallback":"[FIRING:1] Smoke47290N000 chmedic_test (Smoke47290 warning) | http://vm:20339/#/alerts?receiver=both","callback_id":"","footer":"","color":"danger","mrkdwn_in":["fallback","pretext","text"]}],"channel":"#am","username":"Alertmanager"}`
 
 func TestIncomingWebhook(t *testing.T) {
 	s := New(t, Options{Channels: []string{"C0CHMEDIC1"}})
@@ -55,7 +55,7 @@ func TestIncomingWebhook(t *testing.T) {
 	if len(msgs) != 3 {
 		t.Fatalf("want the 3 accepted messages in the webhook's channel, got %d", len(msgs))
 	}
-	if !strings.Contains(string(msgs[0].Attachments), "BenchSide0001") || msgs[0].Params.Get("channel") != "#am" {
+	if !strings.Contains(string(msgs[0].Attachments), "Smoke47290N000") || msgs[0].Params.Get("channel") != "#am" {
 		t.Errorf("first message: %+v", msgs[0])
 	}
 	if n := s.CallCount(IncomingWebhookMethod); n != 11 {
