@@ -4,7 +4,7 @@
 
 GO ?= go
 
-.PHONY: all build test bench fmt lint
+.PHONY: all build test bench bench-go demo fmt lint
 
 all: build
 
@@ -17,8 +17,20 @@ test:
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 20m ./...
 
+# The side-by-side measurement on the real environment (cmd/chmedic-bench):
+# one Markdown table, under 10 minutes on 2 cores. BENCH_FLAGS=--json for
+# JSON, --quick for a short try, --only ingest,storm for some scenarios.
 bench:
+	$(GO) run ./cmd/chmedic-bench $(BENCH_FLAGS)
+
+# The go test -bench microbenchmarks of the packages.
+bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# The real environment with chmedic wired to it and Slack printed as text;
+# break it from another terminal: go run ./cmd/chmedic-bench demo zk-pause
+demo:
+	$(GO) run ./cmd/chmedic-bench demo
 
 fmt:
 	gofmt -w $$($(GO) list -f '{{.Dir}}' ./...)

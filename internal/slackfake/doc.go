@@ -2,7 +2,10 @@
 // httptest.Server, for exercising code that talks to Slack through
 // github.com/slack-go/slack without reaching Slack.
 //
-// Import it only from _test.go files. It imports "testing".
+// Import it from _test.go files (New ties the server to a test) and from
+// cmd/chmedic-bench (Start: the caller closes it). It imports "testing".
+// Incoming webhooks (IncomingWebhookURL, as Alertmanager's slack_configs
+// post to them) are served too, see incoming.go.
 //
 // The fake keeps state (messages, thread replies, edits, ephemerals, files,
 // users, user groups) and validates requests the way Slack does, answering

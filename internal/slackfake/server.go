@@ -153,6 +153,8 @@ type Server struct {
 	socketSeq     int
 	envelopes     map[string]time.Time // sent, not yet acknowledged
 	acks          []Ack
+
+	incoming map[string]string // incoming-webhook path → channel (incoming.go)
 }
 
 type userGroup struct {
@@ -164,6 +166,13 @@ type userGroup struct {
 // New starts a fake Slack server. It is closed when the test ends.
 func New(t testing.TB, opts Options) *Server {
 	t.Helper()
+	s := Start(opts)
+	t.Cleanup(s.Close)
+	return s
+}
+
+// start builds and starts a Server (see Start, in standalone.go).
+func start(opts Options) *Server {
 	if opts.Token == "" {
 		opts.Token = DefaultToken
 	}
@@ -198,7 +207,6 @@ func New(t testing.TB, opts Options) *Server {
 		}
 	}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serveHTTP))
-	t.Cleanup(s.Close)
 	return s
 }
 
@@ -359,6 +367,8 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveResponseURL(w, r)
 	case r.URL.Path == socketPath:
 		s.serveSocket(w, r)
+	case strings.HasPrefix(r.URL.Path, incomingPath):
+		s.serveIncoming(w, r)
 	default:
 		http.NotFound(w, r)
 	}
