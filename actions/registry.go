@@ -33,6 +33,11 @@ type Deps struct {
 	// Uploader attaches files to Slack threads; nil: nothing is uploaded
 	// (the bundle stays in DataDir, and the outcome says so).
 	Uploader FileUploader
+	// Freezes keeps DDL freezes and their timers (the store); without it
+	// ddl_freeze and ddl_unfreeze are not available.
+	Freezes FreezeStore
+	// FreezeConns opens a node for ddl_freeze (default OpenFreezeConn).
+	FreezeConns FreezeConnOpener
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	Log *slog.Logger
@@ -101,6 +106,9 @@ func (d *Deps) fill() {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
+	if d.FreezeConns == nil {
+		d.FreezeConns = OpenFreezeConn
+	}
 	if d.Log == nil {
 		d.Log = slog.New(slog.DiscardHandler)
 	}
@@ -117,9 +125,13 @@ func NewRegistry(cfg *config.Config, deps Deps) (Registry, error) {
 		return nil, errors.New("actions: no data directory")
 	}
 	deps.fill()
-	return Registry{
+	reg := Registry{
 		CollectLogsKind: NewCollectLogs(cfg, deps),
-	}, nil
+	}
+	if deps.Freezes != nil {
+		reg[DDLFreezeKind], reg[DDLUnfreezeKind] = NewDDLFreeze(cfg, deps), NewDDLUnfreeze(cfg, deps)
+	}
+	return reg, nil
 }
 
 // Need is a config key an action kind requires on a cluster.
@@ -134,6 +146,8 @@ type Need struct {
 // A kind not listed needs nothing (or is not implemented yet).
 var needs = map[string]func(cl *config.Cluster) []Need{
 	CollectLogsKind: collectLogsNeeds,
+	DDLFreezeKind:   ddlFreezeNeeds,
+	DDLUnfreezeKind: ddlFreezeNeeds,
 }
 
 // Needs returns the config keys kind requires on cl that cl lacks.
