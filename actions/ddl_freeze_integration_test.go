@@ -345,3 +345,89 @@ func TestIntegrationDDLFreezeGrantsRefusedOn1816(t *testing.T) {
 }
 
 func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }
+
+// TestIntegrationDDLFreezeGrantsRBAC runs ddl_freeze and ddl_unfreeze with
+// the grants method through the action on a real server with SQL access
+// control (20.4+), when CHMEDIC_TEST_CLICKHOUSE_RBAC_ADDR (and _USER,
+// _PASSWORD: a user that may create users and grant with grant option) is
+// set; skipped otherwise (the Debian ClickHouse is 18.16).
+func TestIntegrationDDLFreezeGrantsRBAC(t *testing.T) {
+	addr := os.Getenv("CHMEDIC_TEST_CLICKHOUSE_RBAC_ADDR")
+	if addr == "" {
+		t.Skip("skipping: set CHMEDIC_TEST_CLICKHOUSE_RBAC_ADDR (and CHMEDIC_TEST_CLICKHOUSE_RBAC_USER, CHMEDIC_TEST_CLICKHOUSE_RBAC_PASSWORD) to a ClickHouse 20.4+ server to run the grants method for real")
+	}
+	user := os.Getenv("CHMEDIC_TEST_CLICKHOUSE_RBAC_USER")
+	if user == "" {
+		user = "default"
+	}
+	password := os.Getenv("CHMEDIC_TEST_CLICKHOUSE_RBAC_PASSWORD")
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	admin, err := ddlfreeze.DialNative(clickhouse.NodeConfig{Name: "rbac", Addr: addr, User: user, Password: password}, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	name := fmt.Sprintf("chmedic_it_%d", time.Now().UnixNano()%1e9)
+	db, appPW := name+"_db", "Pw-"+name
+	mustExec := func(stmt string) {
+		t.Helper()
+		if err := admin.Exec(ctx, stmt); err != nil {
+			t.Fatalf("%s: %v", stmt, err)
+		}
+	}
+	mustExec("CREATE DATABASE `" + db + "`")
+	t.Cleanup(func() {
+		c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = admin.Exec(c, "DROP USER IF EXISTS `"+name+"`")
+		_ = admin.Exec(c, "DROP DATABASE IF EXISTS `"+db+"`")
+	})
+	mustExec("CREATE USER `" + name + "` IDENTIFIED WITH sha256_password BY '" + appPW + "'")
+	mustExec("GRANT SELECT, INSERT ON `" + db + "`.* TO `" + name + "`")
+	mustExec("GRANT CREATE TABLE, DROP TABLE ON `" + db + "`.* TO `" + name + "` WITH GRANT OPTION")
+	before, err := admin.QueryStrings(ctx, "SHOW GRANTS FOR `"+name+"`")
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := fmt.Sprintf(`
+clusters:
+  - name: rbac
+    clickhouse: {nodes: [{name: rbac-1, address: '%s'}]}
+    keeper: {nodes: [{name: zk-1, address: '127.0.0.1:2181'}]}
+    actions:
+      clickhouse: {user: %s, password_env: PW}
+      ddl_freeze: {method: grants, targets: [{user: %s}]}
+`, addr, user, name)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "c.yaml")
+	os.WriteFile(path, []byte(src), 0o600)
+	cfg, err := config.Parse(path, []byte(src), func(k string) (string, bool) { return password, k == "PW" }, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Store.Path = filepath.Join(dir, "s.db")
+	st := openFreezeStore(t, cfg.Store.Path)
+	defer st.Close()
+	rig := newFreezeRig(t, cfg, st)
+	_, out := rig.run(t, DDLFreezeKind, Request{Cluster: "rbac", Params: map[string]string{"duration": "10m"}})
+	if out.State != ExecSucceeded {
+		t.Fatalf("freeze: %s %s %v", out.State, out.Error, states(out))
+	}
+	app, err := ddlfreeze.DialNative(clickhouse.NodeConfig{Name: "rbac", Addr: addr, User: name, Password: appPW}, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer app.Close()
+	if err := app.Exec(ctx, "CREATE TABLE `"+db+"`.new (x UInt8) ENGINE = Memory"); clickhouse.ErrorCode(err) != ddlfreeze.CodeAccessDenied {
+		t.Errorf("CREATE TABLE during the freeze: %v", err)
+	}
+	_, out = rig.run(t, DDLUnfreezeKind, Request{Cluster: "rbac"})
+	if out.State != ExecSucceeded {
+		t.Fatalf("unfreeze: %s %s %v", out.State, out.Error, states(out))
+	}
+	after, _ := admin.QueryStrings(ctx, "SHOW GRANTS FOR `"+name+"`")
+	if strings.Join(after, "\n") != strings.Join(before, "\n") {
+		t.Errorf("not restored exactly:\n before %q\n after  %q", before, after)
+	}
+}

@@ -150,6 +150,12 @@ var needs = map[string]func(cl *config.Cluster) []Need{
 	DDLUnfreezeKind: ddlFreezeNeeds,
 }
 
+// optIn are the kinds whose needs `chmedic check` checks only once an
+// approval policy enables them (the built-in playbooks offer ddl_freeze
+// everywhere; a cluster without a freeze configured only gets a button
+// that says it has no policy). Their plans refuse without them anyway.
+var optIn = map[string]bool{DDLFreezeKind: true, DDLUnfreezeKind: true}
+
 // Needs returns the config keys kind requires on cl that cl lacks.
 func Needs(kind string, cl *config.Cluster) []Need {
 	f, ok := needs[kind]
@@ -185,6 +191,11 @@ func CheckNeeds(cfg *config.Config, offeredBy map[string][]string) error {
 	for i := range cfg.Clusters {
 		cl := &cfg.Clusters[i]
 		for _, kind := range kinds {
+			if optIn[kind] {
+				if _, ok := cfg.Approvals.Policies.For(kind); !ok {
+					continue
+				}
+			}
 			pbs := slices.Clone(offeredBy[kind])
 			sort.Strings(pbs)
 			pbs = slices.Compact(pbs)
