@@ -275,4 +275,3 @@ func TestDDLFreezePartialThenRetry(t *testing.T) {
 		t.Errorf("ch-1 frozen again: %q", got)
 	}
 }
-
