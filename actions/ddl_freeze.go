@@ -448,7 +448,11 @@ func (a *DDLFreeze) planFreeze(ctx context.Context, cl *config.Cluster, params D
 			steps = append(steps, Step{ID: np.Name + "/kill_ddl", Node: np.Name, Title: "kill the targets' DDL still running on " + np.Name, SQL: []string{killDDLQuery(d.Targets)}})
 		}
 	}
-	steps = append(steps, Step{ID: "arm", Title: "check every node is frozen; the freeze is active, or partial with the nodes that failed; the timer runs from now"})
+	arm := "check every node is frozen; the freeze is active, or partial with the nodes that failed; the timer runs from now"
+	if method == string(ddlfreeze.MethodProfile) {
+		arm = "verify on every node at once that a new session of the check user has allow_ddl = 0 and a DDL probe gets code 392 (within " + f.VerifyTimeout.String() + "); the freeze is active, or partial with the nodes that failed; the timer runs from now"
+	}
+	steps = append(steps, Step{ID: "arm", Title: arm})
 	return a.finishPlan(cl, d, why, steps, notes, observed, fmt.Sprintf("Freeze DDL for %s of %s on %d nodes, %s, for %s",
 		plural(len(d.Targets), "target", "targets"), targetNames(d.Targets), len(d.Nodes), method, params.Duration))
 }
@@ -721,10 +725,10 @@ func (a *DDLFreeze) freezeStep(d FreezeDetails, np FreezeNodePlan) Step {
 		st.Undo = "re-grant exactly what was revoked (ddl_unfreeze)"
 	default:
 		if np.Command != nil {
-			st.Title = fmt.Sprintf("write %s on %s by command (file content on standard input), then verify allow_ddl = 0 in a new session of the check user", np.Path, np.Name)
+			st.Title = fmt.Sprintf("store the node's state, then write %s on %s by command (file content on standard input)", np.Path, np.Name)
 			st.Command = np.Command
 		} else {
-			st.Title = fmt.Sprintf("write %s on this machine (temp file + rename), then verify allow_ddl = 0 in a new session of the check user", np.Path)
+			st.Title = fmt.Sprintf("store the node's state, then write %s on this machine (temp file + rename)", np.Path)
 		}
 		st.Undo = "remove the file (ddl_unfreeze)"
 	}
@@ -751,7 +755,7 @@ func quoteLiteral(s string) string {
 
 func (a *DDLFreeze) planExtend(ctx context.Context, cl *config.Cluster, params DDLFreezeParams, open store.FreezeRecord) (Plan, error) {
 	f := cl.Actions.DDLFreeze
-	d := FreezeDetails{Mode: "extend", FreezeID: open.ID, Method: open.Method, Privileges: open.Privileges, Profiles: open.Profiles, Duration: params.Duration,
+	d := FreezeDetails{Mode: "extend", FreezeID: open.ID, Method: open.Method, Privileges: open.Privileges, Profiles: open.Profiles, Duration: params.Duration, Delivery: f.Delivery(),
 		VerifyTimeout: f.VerifyTimeout, StmtTimeout: f.StatementTimeout, ReminderBefore: f.ReminderBefore}
 	targets := a.targets(cl, nil)
 	for _, t := range targets {
@@ -801,7 +805,7 @@ func (a *DDLFreeze) planExtend(ctx context.Context, cl *config.Cluster, params D
 
 func (a *DDLFreeze) planUnfreeze(ctx context.Context, cl *config.Cluster, req Request, open store.FreezeRecord) (Plan, error) {
 	f := cl.Actions.DDLFreeze
-	d := FreezeDetails{Mode: "unfreeze", FreezeID: open.ID, Method: open.Method, Privileges: open.Privileges, Profiles: open.Profiles,
+	d := FreezeDetails{Mode: "unfreeze", FreezeID: open.ID, Method: open.Method, Privileges: open.Privileges, Profiles: open.Profiles, Delivery: f.Delivery(),
 		VerifyTimeout: f.VerifyTimeout, StmtTimeout: f.StatementTimeout, Expiry: req.RequestedBy == AutoRequester}
 	for _, t := range a.targets(cl, nil) {
 		if slices.Contains(open.Targets, t.String()) {
@@ -828,11 +832,15 @@ func (a *DDLFreeze) planUnfreeze(ctx context.Context, cl *config.Cluster, req Re
 				return Plan{}, &Refusal{Reason: err.Error()}
 			}
 			st.Command = argv
-			st.Title = fmt.Sprintf("remove %s on %s, then verify allow_ddl = 1 in a new session of the check user", p, fn.Name)
+			st.Title = fmt.Sprintf("remove %s on %s", p, fn.Name)
 		}
 		steps = append(steps, st)
 	}
-	steps = append(steps, Step{ID: "lift", Title: "record the freeze lifted (or still partial with the nodes that failed)"})
+	lift := "record the freeze lifted (or still partial with the nodes that failed)"
+	if open.Method == string(ddlfreeze.MethodProfile) {
+		lift = "verify on every node at once that a new session of the check user has allow_ddl = 1 again; " + lift
+	}
+	steps = append(steps, Step{ID: "lift", Title: lift})
 	who := "by hand"
 	if d.Expiry {
 		who = "by chmedic at expiry (the undo of an approved freeze needs no approval)"

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/chmedic/chmedic/internal/clickhouse"
@@ -27,6 +28,10 @@ const (
 	NodeFailed     = "failed"
 	NodeLifted     = "lifted"
 	NodeLiftFailed = "lift_failed"
+	// NodeWritten and NodeRemoved: the profile override is written
+	// (removed) on the node, to be verified with the other nodes at once.
+	NodeWritten = "written"
+	NodeRemoved = "removed"
 )
 
 // FreezeNodeResult is the StepResult.Data of a node step: the node's state
@@ -44,6 +49,7 @@ type FreezeNodeResult struct {
 	// Other are changes outside the frozen privileges, left alone.
 	Other    []string `json:"other_changes,omitempty"`
 	Verified string   `json:"verified,omitempty"`
+	Path     string   `json:"path,omitempty"`
 }
 
 // profileSnapshot is the profile method's snapshot of a node.
@@ -91,9 +97,9 @@ func (a *DDLFreeze) Execute(ctx context.Context, plan Plan, step Step, prior map
 	case "begin":
 		return a.begin(ctx, plan, d, cl)
 	case "arm":
-		return a.arm(ctx, d, prior)
+		return a.arm(ctx, cl, d, prior)
 	case "lift":
-		return a.lift(ctx, d)
+		return a.lift(ctx, cl, d)
 	}
 	node, what, ok := strings.Cut(step.ID, "/")
 	if !ok {
@@ -138,6 +144,10 @@ func nodeOutput(r FreezeNodeResult) string {
 			s += "; kept grants added during the freeze: " + strings.Join(r.Added, "; ")
 		}
 		return s
+	case NodeWritten:
+		return "override written to " + r.Path + "; verified on every node at once by the last step"
+	case NodeRemoved:
+		return "override removed from " + r.Path + "; verified on every node at once by the last step"
 	case NodeFailed:
 		return "NOT frozen: " + r.Error
 	case NodeLiftFailed:
@@ -394,25 +404,80 @@ func (a *DDLFreeze) freezeProfile(ctx context.Context, cl *config.Cluster, d Fre
 	if err := a.deliver(ctx, cl, np, content); err != nil {
 		return a.fail(ctx, id, res, NodeFailed, err)
 	}
-	var last profile.State
-	err = a.poll(ctx, d.VerifyTimeout, func() error {
-		st, err := a.checker(cl, n, true).Check(ctx)
-		if err != nil {
-			return err
-		}
-		last = st
-		if !st.Frozen() {
-			return fmt.Errorf("a new session of %s still has %s", cl.Actions.DDLFreeze.CheckUser.User, st)
-		}
-		return nil
-	})
-	if err != nil {
-		return a.fail(ctx, id, res, NodeFailed, fmt.Errorf("override written to %s but not in effect within %s: %w", np.Path, d.VerifyTimeout, err))
-	}
+	// Verified by the arm step, on every written node at once: the server
+	// re-reads users.d by itself (about every 2 s), so waiting here, node
+	// after node, would add those waits up.
 	applied, _ := json.Marshal(map[string]string{"path": np.Path, "content": string(content)})
-	res.State, res.Verified = NodeFrozen, cl.Actions.DDLFreeze.CheckUser.User+": "+last.String()
-	a.setNode(ctx, id, n.Name, func(fn *store.FreezeNode) { fn.State, fn.Error, fn.Applied = NodeFrozen, "", applied })
+	res.State, res.Path = NodeWritten, np.Path
+	if err := a.setNode(ctx, id, n.Name, func(fn *store.FreezeNode) { fn.State, fn.Error, fn.Applied = NodeWritten, "", applied }); err != nil {
+		return a.fail(ctx, id, res, NodeFailed, err)
+	}
 	return res
+}
+
+// verifyProfiles waits, on every node in state from at once, until a new
+// session of the check user shows the profile frozen (want true) or not
+// (false), and records each node's state: to, or the failure. It returns a
+// line per node.
+func (a *DDLFreeze) verifyProfiles(ctx context.Context, cl *config.Cluster, d FreezeDetails, id, from, to, failState string, want bool) []string {
+	rec, err := a.deps.Freezes.Freeze(ctx, id)
+	if err != nil {
+		return []string{"the freeze could not be read: " + err.Error()}
+	}
+	f := cl.Actions.DDLFreeze
+	var mu sync.Mutex
+	var lines []string
+	var wg sync.WaitGroup
+	for _, fn := range rec.Nodes {
+		if fn.State != from {
+			continue
+		}
+		n, ok := clusterNode(cl, fn.Name)
+		if !ok {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var last profile.State
+			err := a.poll(ctx, d.VerifyTimeout, func() error {
+				st, err := a.checker(cl, n, true).Check(ctx)
+				if err != nil {
+					return err
+				}
+				last = st
+				if st.Frozen() != want {
+					return fmt.Errorf("a new session of %s still has %s", f.CheckUser.User, st)
+				}
+				return nil
+			})
+			var line string
+			switch {
+			case err == nil:
+				line = fmt.Sprintf("%s %s, verified: %s: %s", n.Name, to, f.CheckUser.User, last)
+				a.setNode(ctx, id, n.Name, func(x *store.FreezeNode) { x.State, x.Error = to, "" })
+			case !want && d.Delivery == "path" && clickhouse.Exception(err) == nil && last.Version.IsZero():
+				// The node does not answer, but its override is gone from
+				// this machine: it starts (or reloads) without it.
+				line = fmt.Sprintf("%s %s: the override is removed; the node does not answer (%s) and reads users.d without it when it comes back", n.Name, to, firstLine(clickhouse.Cause(err), 160))
+				a.setNode(ctx, id, n.Name, func(x *store.FreezeNode) { x.State, x.Error = to, "" })
+			default:
+				what := "written but not in effect"
+				if !want {
+					what = "removed but DDL is not back"
+				}
+				msg := fmt.Sprintf("override %s within %s: %s", what, d.VerifyTimeout, firstLine(clickhouse.Cause(err), 300))
+				line = n.Name + " " + failState + ": " + msg
+				a.setNode(ctx, id, n.Name, func(x *store.FreezeNode) { x.State, x.Error = failState, msg })
+			}
+			mu.Lock()
+			lines = append(lines, line)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	slices.Sort(lines)
+	return lines
 }
 
 // deliver writes the override to a node (path or command).
@@ -439,10 +504,14 @@ func (a *DDLFreeze) killDDL(ctx context.Context, cl *config.Cluster, d FreezeDet
 	return StepResult{Output: "KILL QUERY sent"}, nil
 }
 
-func (a *DDLFreeze) arm(ctx context.Context, d FreezeDetails, prior map[string]StepResult) (StepResult, error) {
+func (a *DDLFreeze) arm(ctx context.Context, cl *config.Cluster, d FreezeDetails, prior map[string]StepResult) (StepResult, error) {
 	id, err := freezeIDOf(d, prior)
 	if err != nil {
 		return StepResult{}, err
+	}
+	var verified []string
+	if d.Method == string(ddlfreeze.MethodProfile) {
+		verified = a.verifyProfiles(ctx, cl, d, id, NodeWritten, NodeFrozen, NodeFailed, true)
 	}
 	now := a.deps.Now().UTC()
 	var failed []string
@@ -473,6 +542,9 @@ func (a *DDLFreeze) arm(ctx context.Context, d FreezeDetails, prior map[string]S
 	}
 	b, _ := json.Marshal(map[string]any{"freeze_id": id, "state": rec.State, "expires_at": rec.ExpiresAt})
 	out := StepResult{Output: fmt.Sprintf("freeze %s %s; chmedic lifts it at %s UTC", id, rec.State, rec.ExpiresAt.Format("2006-01-02 15:04:05")), Data: b}
+	if len(verified) > 0 {
+		out.Output += "; " + strings.Join(verified, "; ")
+	}
 	if len(failed) > 0 {
 		return out, fmt.Errorf("partial: DDL is frozen on some nodes only; not frozen: %s (the freeze still expires at %s UTC; request ddl_freeze again to retry those nodes, or ddl_unfreeze to lift it)",
 			strings.Join(failed, "; "), rec.ExpiresAt.Format("15:04:05"))
@@ -559,32 +631,18 @@ func (a *DDLFreeze) unfreezeProfile(ctx context.Context, cl *config.Cluster, d F
 	} else if _, err := a.deps.Commands.Run(ctx, Command{Argv: argv, Timeout: f.Command.Timeout, MaxOutput: 64 << 10}); err != nil {
 		return a.fail(ctx, id, res, NodeLiftFailed, err)
 	}
-	var last profile.State
-	err = a.poll(ctx, d.VerifyTimeout, func() error {
-		st, err := a.checker(cl, n, true).Check(ctx)
-		if err != nil {
-			return err
-		}
-		last = st
-		if st.Frozen() {
-			return fmt.Errorf("a new session of %s still has %s", f.CheckUser.User, st)
-		}
-		return nil
-	})
-	switch {
-	case err == nil:
-		res.Verified = f.CheckUser.User + ": " + last.String()
-	case len(argv) == 0 && clickhouse.Exception(err) == nil && last.Version.IsZero():
-		// The node does not answer, but its override is gone from this
-		// machine: it starts (or reloads) without it.
-		res.Verified = fmt.Sprintf("%s removed; the node does not answer (%s), and reads users.d without it when it comes back", path, firstLine(clickhouse.Cause(err), 160))
-	default:
-		return a.fail(ctx, id, res, NodeLiftFailed, fmt.Errorf("override removed from %s but DDL is not back within %s: %w", path, d.VerifyTimeout, err))
+	res.State, res.Path = NodeRemoved, path
+	if err := a.setNode(ctx, id, n.Name, func(x *store.FreezeNode) { x.State, x.Error = NodeRemoved, "" }); err != nil {
+		return a.fail(ctx, id, res, NodeLiftFailed, err)
 	}
-	return a.lifted(ctx, id, res, map[string]string{"removed": path})
+	return res
 }
 
-func (a *DDLFreeze) lift(ctx context.Context, d FreezeDetails) (StepResult, error) {
+func (a *DDLFreeze) lift(ctx context.Context, cl *config.Cluster, d FreezeDetails) (StepResult, error) {
+	var verified []string
+	if d.Method == string(ddlfreeze.MethodProfile) {
+		verified = a.verifyProfiles(ctx, cl, d, d.FreezeID, NodeRemoved, NodeLifted, NodeLiftFailed, false)
+	}
 	now := a.deps.Now().UTC()
 	var failed []string
 	rec, err := a.deps.Freezes.UpdateFreeze(ctx, d.FreezeID, func(f *store.FreezeRecord) error {
@@ -616,6 +674,9 @@ func (a *DDLFreeze) lift(ctx context.Context, d FreezeDetails) (StepResult, erro
 	}
 	b, _ := json.Marshal(map[string]any{"freeze_id": rec.ID, "state": rec.State})
 	out := StepResult{Output: fmt.Sprintf("freeze %s %s", rec.ID, rec.State), Data: b}
+	if len(verified) > 0 {
+		out.Output += "; " + strings.Join(verified, "; ")
+	}
 	if len(failed) > 0 {
 		return out, fmt.Errorf("partial: the freeze is still on where it could not be lifted: %s", strings.Join(failed, "; "))
 	}

@@ -19,10 +19,10 @@ import (
 	"github.com/chmedic/chmedic/internal/testenv"
 )
 
-func freezeEnv(t *testing.T) *testenv.Env {
+func freezeEnv(t testing.TB) *testenv.Env {
 	t.Helper()
 	testenv.Require(t)
-	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	e, err := testenv.Start(ctx, testenv.Options{NoAlertmanager: true, PerNodeUsersDir: true})
 	if err != nil {
@@ -41,7 +41,7 @@ func freezeEnv(t *testing.T) *testenv.Env {
 	return e
 }
 
-func freezeAppConfig(t *testing.T, e *testenv.Env, dir string) *config.Config {
+func freezeAppConfig(t testing.TB, e *testenv.Env, dir string) *config.Config {
 	t.Helper()
 	os.WriteFile(filepath.Join(dir, "admin-pw"), []byte(e.AdminPassword), 0o600)
 	os.WriteFile(filepath.Join(dir, "check-pw"), []byte("check-secret"), 0o600)
@@ -80,7 +80,7 @@ type chmedicProcess struct {
 	close func()
 }
 
-func startChmedic(t *testing.T, cfg *config.Config, clock *fakeClock) *chmedicProcess {
+func startChmedic(t testing.TB, cfg *config.Config, clock *fakeClock) *chmedicProcess {
 	t.Helper()
 	ctx := context.Background()
 	st, err := store.Open(ctx, cfg.Store.Path)
