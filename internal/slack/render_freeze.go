@@ -49,17 +49,23 @@ func RenderFreezeReminder(v FreezeView) Message {
 	}
 	bs = append(bs, slack.NewContextBlock("freeze-id", mrkdwn("freeze `"+escape(v.ID)+"` · `chmedic freezes` lists it")))
 	text := fmt.Sprintf("DDL freeze on %s expires at %s; chmedic lifts it by itself then", v.Cluster, v.ExpiresAt.UTC().Format("15:04 UTC"))
-	return Message{Text: clip(text, MaxFallbackText), Blocks: slack.Blocks{BlockSet: bs}, Plain: text}
+	return Message{Text: clip(escape(text), MaxFallbackText), Blocks: slack.Blocks{BlockSet: bs}, Plain: text}
 }
 
 // RenderFreezeNotice is a one-section notice about a freeze (its lift at
 // expiry, a failed lift).
 func RenderFreezeNotice(text string) Message {
-	return Message{Text: clip(text, MaxFallbackText), Blocks: slack.Blocks{BlockSet: []slack.Block{section("freeze-notice", escape(text))}}, Plain: text}
+	return Message{Text: clip(escape(text), MaxFallbackText), Blocks: slack.Blocks{BlockSet: []slack.Block{section("freeze-notice", escape(text))}}, Plain: text}
 }
 
+// shortDuration writes 30m0s as 30m and 2h0m0s as 2h.
 func shortDuration(d time.Duration) string {
 	s := d.String()
-	s = strings.TrimSuffix(s, "0s")
-	return strings.TrimSuffix(s, "0m")
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
