@@ -304,11 +304,25 @@ func TestIntegrationDDLFreezeSurvivesRestart(t *testing.T) {
 	e := freezeTestEnv(t)
 	ctx := t.Context()
 	cfg := freezeConfig(t, e, "")
+	cfg.Clusters[0].Actions.DDLFreeze.KillRunningDDL = true
 	st := openFreezeStore(t, cfg.Store.Path)
 	rig := newFreezeRig(t, cfg, st)
 	_, out := rig.run(t, DDLFreezeKind, Request{Cluster: "test", Params: map[string]string{"duration": "1h"}})
 	if out.State != ExecSucceeded {
 		t.Fatalf("freeze: %s %s", out.State, out.Error)
+	}
+	// kill_running_ddl: a step per node, accepted by 18.16.
+	kills := 0
+	for _, s := range out.Steps {
+		if strings.HasSuffix(s.Step.ID, "/kill_ddl") {
+			kills++
+			if s.Result.Output != "KILL QUERY sent" {
+				t.Errorf("%s: %q", s.Step.ID, s.Result.Output)
+			}
+		}
+	}
+	if kills != 2 {
+		t.Errorf("%d kill steps: %v", kills, states(out))
 	}
 	st.Close()
 

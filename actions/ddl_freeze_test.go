@@ -29,6 +29,8 @@ type grantsNode struct {
 	after   map[string][]string
 	log     []string
 	down    bool
+	// running answers system.processes; queued distributed_ddl_queue.
+	running, queued []string
 }
 
 func (g *grantsNode) Name() string { return g.name }
@@ -56,8 +58,10 @@ func (g *grantsNode) QueryStrings(_ context.Context, q string) ([]string, error)
 		return []string{"app\t" + g.storage}, nil
 	case q == "SHOW GRANTS FOR `app`":
 		return append([]string(nil), g.lines...), nil
-	case strings.Contains(q, "system.processes"), strings.Contains(q, "system.distributed_ddl_queue"):
-		return nil, nil
+	case strings.Contains(q, "system.processes"):
+		return append([]string(nil), g.running...), nil
+	case strings.Contains(q, "system.distributed_ddl_queue"):
+		return append([]string(nil), g.queued...), nil
 	}
 	return nil, &proto.Exception{Code: 62, Message: "fake: unexpected query " + q}
 }
@@ -273,5 +277,42 @@ func TestDDLFreezePartialThenRetry(t *testing.T) {
 	}
 	if got := nodes["ch-1"].sent(); len(got) != 1 {
 		t.Errorf("ch-1 frozen again: %q", got)
+	}
+}
+
+// What the freeze will not stop is shown, observed at plan time, outside
+// the hash: DDL finishing between the approval and the run is no reason
+// to refuse the approved plan.
+func TestDDLFreezeObservedDDLIsNotHashed(t *testing.T) {
+	before := []string{grantsBefore1, grantsBefore2}
+	n1 := &grantsNode{name: "ch-1", storage: "local_directory", lines: before,
+		running: []string{"etl q-17 (340s): ALTER TABLE shop.orders ADD COLUMN x UInt8"},
+		queued:  []string{"query-0000000042 Active: CREATE TABLE shop.t ON CLUSTER c (x UInt8) ENGINE = Memory"}}
+	n2 := &grantsNode{name: "ch-2", storage: "local_directory", lines: before}
+	_, reg := grantsRig(t, map[string]*grantsNode{"ch-1": n1, "ch-2": n2})
+	req := Request{Cluster: "test", Params: map[string]string{"duration": "10m"}}
+	p1, err := reg[DDLFreezeKind].Plan(t.Context(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	obs := strings.Join(p1.Observed, "\n")
+	for _, w := range []string{"ch-1: DDL running (not stopped by the freeze): etl q-17", "ch-1: distributed DDL queued (not stopped by the freeze): query-0000000042", "ch-2: no DDL running", "ch-2: no unfinished distributed DDL"} {
+		if !strings.Contains(obs, w) {
+			t.Errorf("observed lacks %q:\n%s", w, obs)
+		}
+	}
+	n1.mu.Lock()
+	n1.running, n1.queued = nil, nil
+	n1.mu.Unlock()
+	p2, _ := reg[DDLFreezeKind].Plan(t.Context(), req)
+	if p1.Hash() != p2.Hash() || strings.Join(p2.Observed, "\n") == obs {
+		t.Errorf("hashes %s %s, observed %q", p1.Hash(), p2.Hash(), p2.Observed)
+	}
+	// The grants themselves are part of the hash.
+	n2.mu.Lock()
+	n2.lines = []string{grantsBefore1}
+	n2.mu.Unlock()
+	if p3, _ := reg[DDLFreezeKind].Plan(t.Context(), req); p3.Hash() == p1.Hash() {
+		t.Error("a change of grants did not change the hash")
 	}
 }
