@@ -531,7 +531,7 @@ func (a *DDLFreeze) arm(ctx context.Context, cl *config.Cluster, d FreezeDetails
 			f.Duration = d.Duration
 		}
 		f.ExpiresAt = now.Add(d.Duration)
-		f.ReminderAt, f.RemindedAt = time.Time{}, time.Time{}
+		f.ReminderAt, f.RemindedAt, f.PartialSaidAt = time.Time{}, time.Time{}, time.Time{}
 		if d.ReminderBefore > 0 && d.ReminderBefore < d.Duration {
 			f.ReminderAt = f.ExpiresAt.Add(-d.ReminderBefore)
 		}

@@ -88,7 +88,9 @@ func (k *FreezeKeeper) Step(ctx context.Context) {
 			}
 			k.expire(ctx, f)
 		case !f.ReminderAt.IsZero() && f.RemindedAt.IsZero() && !now.Before(f.ReminderAt):
-			k.remind(ctx, f)
+			k.remind(ctx, f, false)
+		case f.State == store.FreezePartial && f.PartialSaidAt.IsZero() && freezeSidePartial(f):
+			k.remind(ctx, f, true)
 		}
 	}
 }
@@ -107,6 +109,18 @@ func (k *FreezeKeeper) thread(ctx context.Context, f store.FreezeRecord) (thread
 	return "", ""
 }
 
+// freezeSidePartial reports whether a partial freeze is one whose freeze
+// failed on some nodes (not one whose lift did).
+func freezeSidePartial(f store.FreezeRecord) bool {
+	for _, n := range f.Nodes {
+		switch n.State {
+		case actions.NodeLifted, actions.NodeLiftFailed, actions.NodeRemoved:
+			return false
+		}
+	}
+	return f.LiftAttempts == 0
+}
+
 func nodeLines(f store.FreezeRecord) []string {
 	var out []string
 	for _, n := range f.Nodes {
@@ -115,15 +129,21 @@ func nodeLines(f store.FreezeRecord) []string {
 	return out
 }
 
-func (k *FreezeKeeper) remind(ctx context.Context, f store.FreezeRecord) {
+// remind posts the reminder before the expiry, or (partial) the notice of
+// a partial freeze with Retry failed nodes / Unfreeze all.
+func (k *FreezeKeeper) remind(ctx context.Context, f store.FreezeRecord, partial bool) {
 	threadKey, groupKey := k.thread(ctx, f)
-	v := chslack.FreezeView{ID: f.ID, Cluster: f.Cluster, State: f.State, Method: f.Method, Targets: f.Targets, ExpiresAt: f.ExpiresAt, Nodes: nodeLines(f), Extend: f.Duration}
+	v := chslack.FreezeView{ID: f.ID, Cluster: f.Cluster, State: f.State, Method: f.Method, Targets: f.Targets, ExpiresAt: f.ExpiresAt, Nodes: nodeLines(f), Extend: f.Duration, Partial: partial}
+	kind := "reminder"
+	if partial {
+		kind = "partial"
+	}
 	if threadKey != "" {
 		var err error
-		v.ExtendOffer, err = k.Store.OfferAction(ctx, store.ActionRequest{OfferKey: "freeze-extend/" + f.ID + "/" + f.ExpiresAt.UTC().Format(time.RFC3339), Kind: actions.DDLFreezeKind,
+		v.ExtendOffer, err = k.Store.OfferAction(ctx, store.ActionRequest{OfferKey: "freeze-extend/" + kind + "/" + f.ID + "/" + f.ExpiresAt.UTC().Format(time.RFC3339), Kind: actions.DDLFreezeKind,
 			Params: map[string]string{"duration": f.Duration.String()}, Cluster: f.Cluster, GroupKey: groupKey, ThreadKey: threadKey})
 		if err == nil {
-			v.UnfreezeOffer, err = k.Store.OfferAction(ctx, store.ActionRequest{OfferKey: "freeze-unfreeze/" + f.ID + "/" + f.ExpiresAt.UTC().Format(time.RFC3339), Kind: actions.DDLUnfreezeKind,
+			v.UnfreezeOffer, err = k.Store.OfferAction(ctx, store.ActionRequest{OfferKey: "freeze-unfreeze/" + kind + "/" + f.ID + "/" + f.ExpiresAt.UTC().Format(time.RFC3339), Kind: actions.DDLUnfreezeKind,
 				Params: map[string]string{}, Cluster: f.Cluster, GroupKey: groupKey, ThreadKey: threadKey})
 		}
 		if err != nil {
@@ -135,12 +155,20 @@ func (k *FreezeKeeper) remind(ctx context.Context, f store.FreezeRecord) {
 			return
 		}
 	}
-	k.Log.Warn("DDL freeze expires soon; chmedic lifts it by itself then", "cluster", f.Cluster, "freeze", f.ID, "expires_at", f.ExpiresAt,
-		"thread", threadKey, "extend", "chmedic request --action ddl_freeze (extends the open freeze)", "unfreeze", "chmedic request --action ddl_unfreeze")
-	k.Approvals.Audit().Append(ctx, store.AuditEntry{Actor: approvals.ChmedicActor, Event: "freeze_reminder", Kind: actions.DDLFreezeKind, Cluster: f.Cluster,
-		Detail: fmt.Sprintf("freeze %s expires at %s; reminder posted (thread %q)", f.ID, f.ExpiresAt.UTC().Format(time.RFC3339), threadKey)})
+	if partial {
+		k.Log.Warn("DDL freeze is partial: some nodes are not frozen", "cluster", f.Cluster, "freeze", f.ID, "nodes", strings.Join(nodeLines(f), ", "),
+			"thread", threadKey, "retry", "chmedic request --action ddl_freeze (retries the nodes not frozen)", "unfreeze", "chmedic request --action ddl_unfreeze")
+	} else {
+		k.Log.Warn("DDL freeze expires soon; chmedic lifts it by itself then", "cluster", f.Cluster, "freeze", f.ID, "expires_at", f.ExpiresAt,
+			"thread", threadKey, "extend", "chmedic request --action ddl_freeze (extends the open freeze)", "unfreeze", "chmedic request --action ddl_unfreeze")
+	}
+	k.Approvals.Audit().Append(ctx, store.AuditEntry{Actor: approvals.ChmedicActor, Event: "freeze_" + kind, Kind: actions.DDLFreezeKind, Cluster: f.Cluster,
+		Detail: fmt.Sprintf("freeze %s (%s) expires at %s; %s posted (thread %q)", f.ID, strings.Join(nodeLines(f), ", "), f.ExpiresAt.UTC().Format(time.RFC3339), kind, threadKey)})
 	k.Store.UpdateFreeze(ctx, f.ID, func(r *store.FreezeRecord) error {
-		if r.ExpiresAt.Equal(f.ExpiresAt) {
+		switch {
+		case partial:
+			r.PartialSaidAt = k.Now().UTC()
+		case r.ExpiresAt.Equal(f.ExpiresAt):
 			r.RemindedAt = k.Now().UTC()
 		}
 		return nil

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"os"
@@ -195,5 +196,82 @@ func TestIntegrationFreezeExpiresAfterRestart(t *testing.T) {
 	// The digest's list is empty again.
 	if items, err := FreezesSource(p2.st).ActiveFreezes(ctx, "test"); err != nil || len(items) != 0 {
 		t.Errorf("digest freezes %v %v", items, err)
+	}
+}
+
+// The keeper's messages in the freeze's thread: a partial freeze gets
+// Retry failed nodes / Unfreeze all once, the reminder Extend / Unfreeze
+// once, each button an offer the approval flow turns into a request.
+func TestFreezeKeeperPartialNoticeAndReminder(t *testing.T) {
+	ctx := t.Context()
+	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "s.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	clock := &fakeClock{t: time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)}
+	svc := approvals.New(approvals.Options{Store: st, Now: clock.Now})
+	if _, err := st.UpsertThreadMessage(ctx, store.Thread{Key: "t1", Channel: "C0ALERTS", Cluster: "test", Status: "firing", Firing: 1}, []byte(`{"text":"alert"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := st.CreateApprovalRequest(ctx, store.ApprovalRequest{Kind: actions.DDLFreezeKind, Cluster: "test", ThreadKey: "t1", GroupKey: "g1",
+		PlanHash: "h1", RequestedBy: "U0ALICE", RequestedVia: "slack", State: store.ReqPartial}); err != nil {
+		t.Fatal(err)
+	}
+	now := clock.Now()
+	if err := st.CreateFreeze(ctx, store.FreezeRecord{ID: "f1", Cluster: "test", State: store.FreezePartial, Method: "grants", Targets: []string{"user app"},
+		PlanHash: "h1", Duration: 30 * time.Minute, StartedAt: now, ExpiresAt: now.Add(30 * time.Minute), ReminderAt: now.Add(25 * time.Minute),
+		Nodes: []store.FreezeNode{{Name: "ch-1", State: actions.NodeFrozen}, {Name: "ch-2", State: actions.NodeFailed, Error: "connection refused"}}}); err != nil {
+		t.Fatal(err)
+	}
+	k := &FreezeKeeper{Store: st, Approvals: svc, Now: clock.Now}
+	replies := func() []string {
+		var out []string
+		for id := int64(1); id < 20; id++ {
+			e, err := st.OutboxEntry(ctx, id)
+			if err == nil && e.Kind == store.KindReply {
+				out = append(out, string(e.Body))
+			}
+		}
+		return out
+	}
+	k.Step(ctx)
+	k.Step(ctx)
+	rs := replies()
+	if len(rs) != 1 || !strings.Contains(rs[0], "Retry failed nodes") || !strings.Contains(rs[0], "Unfreeze all") || !strings.Contains(rs[0], "ch-2: failed") {
+		t.Fatalf("after the partial freeze: %q", rs)
+	}
+	clock.Set(now.Add(26 * time.Minute))
+	k.Step(ctx)
+	k.Step(ctx)
+	rs = replies()
+	if len(rs) != 2 || !strings.Contains(rs[1], "Extend 30m") || !strings.Contains(rs[1], "chmedic:ddl_unfreeze:1") {
+		t.Fatalf("after the reminder: %q", rs)
+	}
+	// The buttons carry offers of the thread.
+	var msg struct {
+		Blocks []struct {
+			Elements []struct {
+				ActionID string `json:"action_id"`
+				Value    string `json:"value"`
+			} `json:"elements"`
+		} `json:"blocks"`
+	}
+	json.Unmarshal([]byte(rs[1]), &msg)
+	kinds := map[string]string{}
+	for _, b := range msg.Blocks {
+		for _, e := range b.Elements {
+			if e.ActionID == "" {
+				continue // the context block's text
+			}
+			o, err := st.ActionRequestByID(ctx, e.Value)
+			if err != nil || o.ThreadKey != "t1" || o.State != store.ActionOffered {
+				t.Errorf("offer %s: %+v %v", e.Value, o, err)
+			}
+			kinds[o.Kind] = o.Params["duration"]
+		}
+	}
+	if kinds[actions.DDLFreezeKind] != "30m0s" || len(kinds) != 2 {
+		t.Errorf("offers %v", kinds)
 	}
 }

@@ -22,6 +22,10 @@ type FreezeView struct {
 	// carry (empty: no button); Extend is the duration an Extend asks for.
 	ExtendOffer, UnfreezeOffer string
 	Extend                     time.Duration
+	// Partial renders the partial-freeze notice instead of the reminder:
+	// Extend becomes "Retry failed nodes" (a ddl_freeze on an open freeze
+	// retries the nodes not frozen), Unfreeze "Unfreeze all".
+	Partial bool
 }
 
 // RenderFreezeReminder renders the reminder posted before a freeze
@@ -29,18 +33,27 @@ type FreezeView struct {
 // the approval flow applies, as for any offered action).
 func RenderFreezeReminder(v FreezeView) Message {
 	head := fmt.Sprintf(":snowflake: *DDL freeze on %s expires %s* — chmedic lifts it by itself then.", escape(v.Cluster), slackDate(v.ExpiresAt))
+	extend, unfreeze := "Extend "+shortDuration(v.Extend), "Unfreeze now"
+	if v.Partial {
+		head = fmt.Sprintf(":warning: *DDL freeze on %s is partial*: some nodes are not frozen. It expires %s either way.", escape(v.Cluster), slackDate(v.ExpiresAt))
+		extend, unfreeze = "Retry failed nodes", "Unfreeze all"
+	}
 	body := fmt.Sprintf("%s freeze (%s) of %s.", escape(v.State), escape(v.Method), escape(strings.Join(v.Targets, ", ")))
 	if len(v.Nodes) > 0 {
 		body += "\nNodes: " + escape(strings.Join(v.Nodes, ", "))
 	}
-	body += "\nExtend asks for a new freeze request (approval applies); Unfreeze lifts it now (its own policy)."
+	if v.Partial {
+		body += "\nRetry asks for a new freeze request that applies the freeze to the nodes not frozen (approval applies); Unfreeze all lifts it everywhere (its own policy)."
+	} else {
+		body += "\nExtend asks for a new freeze request (approval applies); Unfreeze lifts it now (its own policy)."
+	}
 	bs := []slack.Block{section("freeze-reminder", head+"\n"+body)}
 	var els []slack.BlockElement
 	if v.ExtendOffer != "" {
-		els = append(els, slack.NewButtonBlockElement("chmedic:ddl_freeze:0", v.ExtendOffer, plain(clip("Extend "+shortDuration(v.Extend), MaxButtonText))))
+		els = append(els, slack.NewButtonBlockElement("chmedic:ddl_freeze:0", v.ExtendOffer, plain(clip(extend, MaxButtonText))))
 	}
 	if v.UnfreezeOffer != "" {
-		b := slack.NewButtonBlockElement("chmedic:ddl_unfreeze:1", v.UnfreezeOffer, plain("Unfreeze now"))
+		b := slack.NewButtonBlockElement("chmedic:ddl_unfreeze:1", v.UnfreezeOffer, plain(unfreeze))
 		b.Style = slack.StylePrimary
 		els = append(els, b)
 	}

@@ -52,3 +52,17 @@ func TestRenderFreezeReminder(t *testing.T) {
 		}
 	}
 }
+
+func TestRenderFreezePartial(t *testing.T) {
+	v := FreezeView{ID: "f1", Cluster: "prod", State: "partial", Method: "grants", Targets: []string{"user app"},
+		ExpiresAt: time.Date(2026, 12, 1, 11, 0, 0, 0, time.UTC), Nodes: []string{"ch-1: frozen", "ch-2: failed"},
+		ExtendOffer: "retry", UnfreezeOffer: "unfreeze", Extend: time.Hour, Partial: true}
+	msg := RenderFreezeReminder(v)
+	checkValid(t, msg)
+	b, _ := json.Marshal(msg.Blocks)
+	for _, w := range []string{"is partial", "Retry failed nodes", "Unfreeze all", "ch-2: failed"} {
+		if !strings.Contains(string(b), w) {
+			t.Errorf("partial notice lacks %q: %s", w, b)
+		}
+	}
+}

@@ -68,6 +68,9 @@ type FreezeRecord struct {
 	ExpiresAt  time.Time     `json:"expires_at"`
 	ReminderAt time.Time     `json:"reminder_at,omitzero"`
 	RemindedAt time.Time     `json:"reminded_at,omitzero"`
+	// PartialSaidAt is when the keeper offered Retry / Unfreeze all for
+	// a partial freeze.
+	PartialSaidAt time.Time `json:"partial_said_at,omitzero"`
 	EndedAt    time.Time     `json:"ended_at,omitzero"`
 	// EndedBy says who lifted it ("chmedic (expiry)", "cli:alice").
 	EndedBy string `json:"ended_by,omitempty"`
