@@ -71,7 +71,7 @@ type FreezeRecord struct {
 	// PartialSaidAt is when the keeper offered Retry / Unfreeze all for
 	// a partial freeze.
 	PartialSaidAt time.Time `json:"partial_said_at,omitzero"`
-	EndedAt    time.Time     `json:"ended_at,omitzero"`
+	EndedAt       time.Time `json:"ended_at,omitzero"`
 	// EndedBy says who lifted it ("chmedic (expiry)", "cli:alice").
 	EndedBy string `json:"ended_by,omitempty"`
 	// LiftAttempts counts chmedic's failed automatic lifts.
