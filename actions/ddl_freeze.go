@@ -800,6 +800,9 @@ func (a *DDLFreeze) planExtend(ctx context.Context, cl *config.Cluster, params D
 		summary += "; freeze again on " + strings.Join(retry, ", ")
 	}
 	notes := []string{"A freeze is already open on this cluster: this request extends it (and retries the nodes not frozen) instead of starting another."}
+	if d.Method == string(ddlfreeze.MethodProfile) {
+		notes = append(notes, "The override files already in place keep the first expiry in their header comment; chmedic's timer, in its store, is what lifts the freeze.")
+	}
 	return a.finishPlan(cl, d, open.Method+" (the open freeze's method)", steps, notes, nil, summary)
 }
 

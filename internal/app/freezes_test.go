@@ -140,6 +140,9 @@ func TestIntegrationFreezeExpiresAfterRestart(t *testing.T) {
 			t.Errorf("%s: DDL during the freeze: %v", c.Name, err)
 		}
 	}
+	if items, err := FreezesSource(p1.st).ActiveFreezes(ctx, "test"); err != nil || len(items) != 1 || !strings.Contains(items[0], "active DDL freeze (profile) of user app") || !strings.Contains(items[0], "frozen on 2 of 2 nodes") {
+		t.Errorf("digest freezes %q %v", items, err)
+	}
 	// The reminder, 5 minutes before the expiry.
 	k1 := &FreezeKeeper{Store: p1.st, Approvals: p1.svc, Now: clock.Now}
 	clock.Set(clock.Now().Add(26 * time.Minute))
