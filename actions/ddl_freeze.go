@@ -674,7 +674,11 @@ func overridePath(cl *config.Cluster, n config.ClickHouseNode, op string) (strin
 		}
 		return profile.LocalWriter{Dir: dir[0]}.Path(), nil, nil
 	}
-	path := profile.LocalWriter{Dir: f.Command.Dir}.Path()
+	dir, err := renderTemplates([]string{f.Command.Dir}, FieldsFor(n))
+	if err != nil {
+		return "", nil, fmt.Errorf("actions.ddl_freeze.command.dir: %w", err)
+	}
+	path := profile.LocalWriter{Dir: dir[0]}.Path()
 	argv := f.Command.Write
 	if op == "remove" {
 		argv = f.Command.Remove

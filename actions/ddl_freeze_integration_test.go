@@ -445,3 +445,35 @@ clusters:
 		t.Errorf("not restored exactly:\n before %q\n after  %q", before, after)
 	}
 }
+
+// The profile method delivered by the command mechanism (argv templates
+// run without a shell by chmedic; the file on standard input), for real
+// on both replicas.
+func TestIntegrationDDLFreezeProfileByCommand(t *testing.T) {
+	e := freezeTestEnv(t)
+	ctx := t.Context()
+	cfg := freezeConfig(t, e, "")
+	f := &cfg.Clusters[0].Actions.DDLFreeze
+	f.Path = ""
+	f.Command.Dir = e.Dir + "/{{.Name}}/users.d"
+	f.Command.Write = []string{"sh", "-c", `cat > "$0.tmp" && chmod 644 "$0.tmp" && mv "$0.tmp" "$0"`, "{{.Path}}"}
+	f.Command.Remove = []string{"rm", "-f", "{{.Path}}"}
+	st := openFreezeStore(t, cfg.Store.Path)
+	defer st.Close()
+	rig := newFreezeRig(t, cfg, st)
+	plan, out := rig.run(t, DDLFreezeKind, Request{Cluster: "test", Params: map[string]string{"duration": "10m"}})
+	if out.State != ExecSucceeded {
+		t.Fatalf("freeze: %s %s %v", out.State, out.Error, states(out))
+	}
+	for _, s := range plan.Steps {
+		if s.ID == "ch-2/freeze" && (len(s.Command) != 4 || s.Command[3] != e.Dir+"/ch-2/users.d/chmedic-ddl-freeze.xml") {
+			t.Errorf("planned command %q", s.Command)
+		}
+	}
+	checkFrozen(ctx, t, e, true)
+	_, out = rig.run(t, DDLUnfreezeKind, Request{Cluster: "test"})
+	if out.State != ExecSucceeded {
+		t.Fatalf("unfreeze: %s %s %v", out.State, out.Error, states(out))
+	}
+	checkFrozen(ctx, t, e, false)
+}

@@ -68,8 +68,8 @@ type FreezeCommand struct {
 	Write []string `yaml:"write"`
 	// Remove deletes the file; a missing file is success (remove).
 	Remove []string `yaml:"remove"`
-	// Dir is the users.d directory on the nodes (dir)
-	// [/etc/clickhouse-server/users.d].
+	// Dir is the users.d directory on the nodes, a template with the
+	// node's fields (dir) [/etc/clickhouse-server/users.d].
 	Dir string `yaml:"dir"`
 	// Timeout bounds one run (timeout) [30s].
 	Timeout time.Duration `yaml:"timeout"`
@@ -235,6 +235,8 @@ func (d *decoder) validateDDLFreeze(path string, c *Cluster) {
 	}
 	if !strings.HasPrefix(f.Command.Dir, "/") {
 		d.fail(path+".command.dir", "must be an absolute path, got %q", f.Command.Dir)
+	} else if msg := checkTemplates([]string{f.Command.Dir}); msg != "" {
+		d.fail(path+".command.dir", "invalid template: %s", msg)
 	}
 	d.positive(path+".command.timeout", f.Command.Timeout)
 	d.positive(path+".statement_timeout", f.StatementTimeout)
