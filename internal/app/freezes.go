@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/chmedic/chmedic/actions"
 	"github.com/chmedic/chmedic/approvals"
 	"github.com/chmedic/chmedic/internal/config"
@@ -179,7 +181,16 @@ func (k *FreezeKeeper) expire(ctx context.Context, f store.FreezeRecord) {
 	threadKey, _ := k.thread(ctx, f)
 	reason := fmt.Sprintf("DDL freeze %s expired at %s UTC", f.ID, f.ExpiresAt.UTC().Format("2006-01-02 15:04:05"))
 	k.Log.Info("DDL freeze expired: lifting it", "cluster", f.Cluster, "freeze", f.ID, "expires_at", f.ExpiresAt)
-	_, err := k.Approvals.RunAsChmedic(ctx, actions.DDLUnfreezeKind, f.Cluster, threadKey, reason)
+	r, err := k.Approvals.RunAsChmedic(ctx, actions.DDLUnfreezeKind, f.Cluster, threadKey, reason)
+	// The approval worker may have claimed the request first: wait for
+	// its end (bounded), so that what is said is what happened.
+	for i := 0; err == nil && r.ID != "" && !r.Terminal() && r.State != store.ReqInterrupted && i < 600 && ctx.Err() == nil; i++ {
+		select {
+		case <-ctx.Done():
+		case <-time.After(500 * time.Millisecond):
+		}
+		r, err = k.Store.ApprovalRequest(ctx, r.ID)
+	}
 	if ctx.Err() != nil {
 		return // stopping: the next start lifts it
 	}
@@ -217,9 +228,12 @@ func (k *FreezeKeeper) expire(ctx context.Context, f store.FreezeRecord) {
 	k.Log.Info(text, "cluster", f.Cluster, "freeze", f.ID)
 }
 
-// runFreezes runs the freeze keeper until ctx ends (the hook in Run).
+// runFreezes runs the freeze keeper until ctx ends (the hook in Run), and
+// exports the open freezes as chmedic_ddl_freezes_open.
 func (a *App) runFreezes(ctx context.Context) <-chan struct{} {
 	done := make(chan struct{})
+	a.reg.Register(&freezesCollector{st: a.Store, cfg: a.cfg, desc: prometheus.NewDesc("chmedic_ddl_freezes_open",
+		"Open DDL freezes by cluster and state (applying, active, partial); chmedic lifts each at its expiry.", []string{"cluster", "state"}, nil)})
 	k := &FreezeKeeper{Store: a.Store, Approvals: a.Approvals, Config: a.cfg, Now: a.opts.Now, Log: a.log}
 	go func() { defer close(done); k.Run(ctx) }()
 	return done
@@ -243,4 +257,28 @@ func (s storeFreezes) ActiveFreezes(ctx context.Context, cluster string) ([]stri
 	}
 	return []string{fmt.Sprintf("%s DDL freeze (%s) of %s since %s UTC, frozen on %d of %d nodes; chmedic lifts it at %s UTC",
 		f.State, f.Method, strings.Join(f.Targets, ", "), f.StartedAt.UTC().Format("2006-01-02 15:04"), frozen, len(f.Nodes), f.ExpiresAt.UTC().Format("2006-01-02 15:04"))}, nil
+}
+
+// freezesCollector exports the open freezes on each scrape.
+type freezesCollector struct {
+	st   *store.Store
+	cfg  *config.Config
+	desc *prometheus.Desc
+}
+
+func (c *freezesCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *freezesCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	for _, cl := range c.cfg.Clusters {
+		f, ok, err := c.st.OpenFreeze(ctx, cl.Name)
+		for _, state := range store.OpenFreezeStates {
+			v := 0.0
+			if err == nil && ok && f.State == state {
+				v = 1
+			}
+			ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, v, cl.Name, state)
+		}
+	}
 }
