@@ -11,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/chmedic/chmedic/actions"
 	"github.com/chmedic/chmedic/approvals"
 	"github.com/chmedic/chmedic/internal/clickhouse"
@@ -276,5 +279,31 @@ func TestFreezeKeeperPartialNoticeAndReminder(t *testing.T) {
 	}
 	if kinds[actions.DDLFreezeKind] != "30m0s" || len(kinds) != 2 {
 		t.Errorf("offers %v", kinds)
+	}
+}
+
+func TestFreezesCollector(t *testing.T) {
+	ctx := t.Context()
+	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "s.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	now := time.Now()
+	st.CreateFreeze(ctx, store.FreezeRecord{ID: "f1", Cluster: "a", State: store.FreezePartial, StartedAt: now, ExpiresAt: now.Add(time.Hour)})
+	cfg := &config.Config{Clusters: []config.Cluster{{Name: "a"}, {Name: "b"}}}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(&freezesCollector{st: st, cfg: cfg, desc: prometheus.NewDesc("chmedic_ddl_freezes_open", "h", []string{"cluster", "state"}, nil)})
+	want := `# HELP chmedic_ddl_freezes_open h
+# TYPE chmedic_ddl_freezes_open gauge
+chmedic_ddl_freezes_open{cluster="a",state="active"} 0
+chmedic_ddl_freezes_open{cluster="a",state="applying"} 0
+chmedic_ddl_freezes_open{cluster="a",state="partial"} 1
+chmedic_ddl_freezes_open{cluster="b",state="active"} 0
+chmedic_ddl_freezes_open{cluster="b",state="applying"} 0
+chmedic_ddl_freezes_open{cluster="b",state="partial"} 0
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want)); err != nil {
+		t.Error(err)
 	}
 }
