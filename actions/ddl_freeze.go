@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"text/template"
 	"time"
 
 	"github.com/chmedic/chmedic/internal/clickhouse"
@@ -712,7 +711,6 @@ func renderTemplates(argv []string, fields any) ([]string, error) {
 	return out, nil
 }
 
-var _ = template.New // config.ParseArgv's templates
 
 func (a *DDLFreeze) freezeStep(d FreezeDetails, np FreezeNodePlan) Step {
 	st := Step{ID: np.Name + "/freeze", Node: np.Name}
