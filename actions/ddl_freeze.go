@@ -711,7 +711,6 @@ func renderTemplates(argv []string, fields any) ([]string, error) {
 	return out, nil
 }
 
-
 func (a *DDLFreeze) freezeStep(d FreezeDetails, np FreezeNodePlan) Step {
 	st := Step{ID: np.Name + "/freeze", Node: np.Name}
 	switch d.Method {
