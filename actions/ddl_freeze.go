@@ -423,6 +423,8 @@ func (a *DDLFreeze) planFreeze(ctx context.Context, cl *config.Cluster, params D
 	}
 	for _, np := range d.Nodes {
 		switch {
+		case d.Mode == "extend":
+			st.Title += " (the REVOKE of the configured privileges the targets hold is computed from the node's SHOW GRANTS when it runs)"
 		case np.Error != "":
 			notes = append(notes, np.Name+": "+np.Error)
 		case len(np.Current) > 0:
@@ -720,7 +722,12 @@ func (a *DDLFreeze) freezeStep(d FreezeDetails, np FreezeNodePlan) Step {
 		if len(np.VerifyOnly) > 0 {
 			st.Title += fmt.Sprintf("; %s applied on %s through replicated storage, verified here", strings.Join(np.VerifyOnly, ", "), d.Nodes[0].Name)
 		}
-		if len(np.Statements) == 0 && len(np.VerifyOnly) == 0 {
+		switch {
+		case d.Mode == "extend":
+			st.Title += " (the REVOKE of the configured privileges the targets hold is computed from the node's SHOW GRANTS when it runs)"
+		case np.Error != "":
+			st.Title += " (the node did not answer at plan time: the REVOKE of the configured privileges the targets hold is computed from its SHOW GRANTS when it runs, or the node is reported failed)"
+		case len(np.Statements) == 0 && len(np.VerifyOnly) == 0:
 			st.Title += " (the targets hold none of the privileges here: nothing to revoke)"
 		}
 		st.Undo = "re-grant exactly what was revoked (ddl_unfreeze)"

@@ -258,16 +258,21 @@ func TestDDLFreezePartialThenRetry(t *testing.T) {
 		"ch-2": {name: "ch-2", storage: "local_directory", lines: before, after: map[string][]string{rev: {grantsBefore1}}, down: true},
 	}
 	rig, _ := grantsRig(t, nodes)
-	_, out := rig.run(t, DDLFreezeKind, Request{Cluster: "test", Params: map[string]string{"duration": "10m"}})
+	plan, out := rig.run(t, DDLFreezeKind, Request{Cluster: "test", Params: map[string]string{"duration": "10m"}})
 	if out.State != ExecPartial || !strings.Contains(out.Error, "ch-2 failed") {
 		t.Fatalf("freeze %s %q", out.State, out.Error)
+	}
+	for _, s := range plan.Steps {
+		if s.ID == "ch-2/freeze" && !strings.Contains(s.Title, "did not answer at plan time") {
+			t.Errorf("ch-2's step: %q", s.Title)
+		}
 	}
 	f, _, _ := rig.st.OpenFreeze(t.Context(), "test")
 	if f.State != store.FreezePartial || f.Node("ch-1").State != NodeFrozen || f.Node("ch-2").State != NodeFailed || len(f.Node("ch-2").Snapshot) != 0 {
 		t.Fatalf("record %+v", f)
 	}
 	nodes["ch-2"].down = false
-	plan, out := rig.run(t, DDLFreezeKind, Request{Cluster: "test", Params: map[string]string{"duration": "30m"}})
+	plan, out = rig.run(t, DDLFreezeKind, Request{Cluster: "test", Params: map[string]string{"duration": "30m"}})
 	if out.State != ExecSucceeded || !strings.Contains(plan.Summary, "Extend") || !strings.Contains(plan.Summary, "freeze again on ch-2") {
 		t.Fatalf("retry %s %s %q", out.State, out.Error, plan.Summary)
 	}
