@@ -423,8 +423,6 @@ func (a *DDLFreeze) planFreeze(ctx context.Context, cl *config.Cluster, params D
 	}
 	for _, np := range d.Nodes {
 		switch {
-		case d.Mode == "extend":
-			st.Title += " (the REVOKE of the configured privileges the targets hold is computed from the node's SHOW GRANTS when it runs)"
 		case np.Error != "":
 			notes = append(notes, np.Name+": "+np.Error)
 		case len(np.Current) > 0:
