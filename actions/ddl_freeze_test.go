@@ -276,6 +276,11 @@ func TestDDLFreezePartialThenRetry(t *testing.T) {
 	if out.State != ExecSucceeded || !strings.Contains(plan.Summary, "Extend") || !strings.Contains(plan.Summary, "freeze again on ch-2") {
 		t.Fatalf("retry %s %s %q", out.State, out.Error, plan.Summary)
 	}
+	for _, s := range plan.Steps {
+		if s.ID == "ch-2/freeze" && !strings.Contains(s.Title, "computed from the node's SHOW GRANTS when it runs") {
+			t.Errorf("ch-2's retry step: %q", s.Title)
+		}
+	}
 	g, _ := rig.st.Freeze(t.Context(), f.ID)
 	if g.State != store.FreezeActive || len(g.Extensions) != 1 || g.ExpiresAt.Sub(f.ExpiresAt) < 19*time.Minute {
 		t.Errorf("after retry %+v", g)
