@@ -45,6 +45,11 @@ type Plan struct {
 	Notes []string `json:"notes,omitempty"`
 	// Details is kind-specific plan data (the window, snapshots, …).
 	Details json.RawMessage `json:"details,omitempty"`
+	// Observed are facts read at plan time that change by themselves and
+	// do not change what runs (the DDL queued or running that a freeze
+	// will not stop): shown to the approvers, not part of the hash, so
+	// that their change is no reason to refuse an approved plan.
+	Observed []string `json:"observed,omitempty"`
 	// ComputedAt is when the plan was computed; it is not part of the hash.
 	ComputedAt time.Time `json:"computed_at"`
 }
@@ -72,9 +77,11 @@ type Step struct {
 }
 
 // Hash is the stable hash of the plan: SHA-256 over its canonical JSON
-// without ComputedAt. Two plans with equal content have equal hashes.
+// without ComputedAt and Observed. Two plans with equal content have equal
+// hashes.
 func (p Plan) Hash() string {
 	p.ComputedAt = time.Time{}
+	p.Observed = nil
 	b, err := json.Marshal(p)
 	if err != nil {
 		// Plan holds only JSON-safe types; this cannot happen.

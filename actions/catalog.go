@@ -45,6 +45,11 @@ func Catalog() map[string]Kind {
 			},
 		},
 		{
+			Name: "ddl_unfreeze", Label: "Unfreeze DDL",
+			Doc:     "Lift the cluster's active DDL freeze: give back exactly what it took, on every node, verified.",
+			Confirm: "DDL will be allowed again for the frozen users.",
+		},
+		{
 			Name: "rolling_restart", Label: "Rolling restart", Danger: true,
 			Doc:     "Restart ClickHouse nodes one replica at a time, waiting for each to be healthy; refuses to start while the coordination service is degraded.",
 			Confirm: "ClickHouse nodes will be restarted one at a time. Queries on a restarting node fail. Do not do this while the coordination service is still recovering.",

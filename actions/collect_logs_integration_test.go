@@ -20,7 +20,11 @@ import (
 	"github.com/chmedic/chmedic/internal/testenv"
 )
 
-func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
+func TestMain(m *testing.M) {
+	code := testenv.Main(m)
+	closeFreezeEnv() // ddl_freeze's own environment
+	os.Exit(code)
+}
 
 // parseConfig parses a config whose secrets come from env.
 func parseConfig(t *testing.T, src string, env map[string]string) *config.Config {

@@ -280,8 +280,16 @@ clusters:
 	if !strings.Contains(err.Error(), want) || strings.Count(err.Error(), "\n") != 0 {
 		t.Errorf("error = %v\nwant it to contain %q", err, want)
 	}
-	if err := CheckNeeds(cfg, map[string][]string{"ddl_freeze": {"x"}}); err != nil {
+	if err := CheckNeeds(cfg, map[string][]string{"no_such_kind": {"x"}}); err != nil {
 		t.Errorf("a kind without needs: %v", err)
+	}
+	// ddl_freeze's needs count once a policy enables it.
+	if err := CheckNeeds(cfg, map[string][]string{DDLFreezeKind: {"x"}}); err != nil {
+		t.Errorf("ddl_freeze without a policy: %v", err)
+	}
+	cfg.Approvals.Policies.DDLFreeze = &config.ApprovalPolicy{}
+	if err := CheckNeeds(cfg, map[string][]string{DDLFreezeKind: {"keeper-down"}}); err == nil || !strings.Contains(err.Error(), "clusters[0].actions.ddl_freeze.targets: required by action ddl_freeze") {
+		t.Errorf("ddl_freeze with a policy and no targets: %v", err)
 	}
 }
 

@@ -87,6 +87,9 @@ type Command struct {
 	// MaxOutput caps the captured standard output (default 1 MiB); the rest
 	// is read and counted but dropped.
 	MaxOutput int64
+	// Stdin, when set, is the command's standard input (ddl_freeze's
+	// override file); otherwise it reads nothing.
+	Stdin io.Reader
 }
 
 // CommandResult is what a command did.
@@ -142,6 +145,7 @@ func (ExecRunner) Run(ctx context.Context, cmd Command) (CommandResult, error) {
 	}
 	stderr := &capWriter{buf: &bytes.Buffer{}, limit: maxStderr}
 	c.Stdout, c.Stderr = &out, stderr
+	c.Stdin = cmd.Stdin
 	start := time.Now()
 	err := c.Run()
 	res.Duration = time.Since(start)

@@ -37,6 +37,9 @@ func WritePlan(w io.Writer, p Plan) {
 	for _, n := range p.Notes {
 		fmt.Fprintf(w, "note: %s\n", n)
 	}
+	for _, o := range p.Observed {
+		fmt.Fprintf(w, "observed at plan time: %s\n", o)
+	}
 	fmt.Fprintf(w, "plan hash: %s\n", p.Hash())
 }
 

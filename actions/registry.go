@@ -33,6 +33,11 @@ type Deps struct {
 	// Uploader attaches files to Slack threads; nil: nothing is uploaded
 	// (the bundle stays in DataDir, and the outcome says so).
 	Uploader FileUploader
+	// Freezes keeps DDL freezes and their timers (the store); without it
+	// ddl_freeze and ddl_unfreeze are not available.
+	Freezes FreezeStore
+	// FreezeConns opens a node for ddl_freeze (default OpenFreezeConn).
+	FreezeConns FreezeConnOpener
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	Log *slog.Logger
@@ -101,6 +106,9 @@ func (d *Deps) fill() {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
+	if d.FreezeConns == nil {
+		d.FreezeConns = OpenFreezeConn
+	}
 	if d.Log == nil {
 		d.Log = slog.New(slog.DiscardHandler)
 	}
@@ -117,9 +125,13 @@ func NewRegistry(cfg *config.Config, deps Deps) (Registry, error) {
 		return nil, errors.New("actions: no data directory")
 	}
 	deps.fill()
-	return Registry{
+	reg := Registry{
 		CollectLogsKind: NewCollectLogs(cfg, deps),
-	}, nil
+	}
+	if deps.Freezes != nil {
+		reg[DDLFreezeKind], reg[DDLUnfreezeKind] = NewDDLFreeze(cfg, deps), NewDDLUnfreeze(cfg, deps)
+	}
+	return reg, nil
 }
 
 // Need is a config key an action kind requires on a cluster.
@@ -134,7 +146,15 @@ type Need struct {
 // A kind not listed needs nothing (or is not implemented yet).
 var needs = map[string]func(cl *config.Cluster) []Need{
 	CollectLogsKind: collectLogsNeeds,
+	DDLFreezeKind:   ddlFreezeNeeds,
+	DDLUnfreezeKind: ddlFreezeNeeds,
 }
+
+// optIn are the kinds whose needs `chmedic check` checks only once an
+// approval policy enables them (the built-in playbooks offer ddl_freeze
+// everywhere; a cluster without a freeze configured only gets a button
+// that says it has no policy). Their plans refuse without them anyway.
+var optIn = map[string]bool{DDLFreezeKind: true, DDLUnfreezeKind: true}
 
 // Needs returns the config keys kind requires on cl that cl lacks.
 func Needs(kind string, cl *config.Cluster) []Need {
@@ -171,6 +191,11 @@ func CheckNeeds(cfg *config.Config, offeredBy map[string][]string) error {
 	for i := range cfg.Clusters {
 		cl := &cfg.Clusters[i]
 		for _, kind := range kinds {
+			if optIn[kind] {
+				if _, ok := cfg.Approvals.Policies.For(kind); !ok {
+					continue
+				}
+			}
 			pbs := slices.Clone(offeredBy[kind])
 			sort.Strings(pbs)
 			pbs = slices.Compact(pbs)

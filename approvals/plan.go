@@ -185,6 +185,9 @@ func WritePlan(w io.Writer, p actions.Plan) {
 	for _, n := range p.Notes {
 		fmt.Fprintf(w, "note: %s\n", n)
 	}
+	for _, o := range p.Observed {
+		fmt.Fprintf(w, "observed at plan time: %s\n", o)
+	}
 }
 
 // ActionsPlanner adapts the actions registry (kind → Action; an

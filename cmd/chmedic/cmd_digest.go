@@ -73,7 +73,7 @@ func (c *digestCommand) run(ctx context.Context, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer closeEngine()
-	svc := app.NewDigestService(app.DigestDeps{Config: cfg, Diagnoser: engine, Clusters: clusterNodes, Store: st, Playbooks: pbs, Log: log})
+	svc := app.NewDigestService(app.DigestDeps{Config: cfg, Diagnoser: engine, Clusters: clusterNodes, Store: st, Playbooks: pbs, Log: log, Freezes: app.FreezesSource(st)})
 	dctx, cancel := context.WithTimeout(ctx, time.Duration(len(clusters)+1)*(cfg.Diagnosis.Budget+5*time.Second))
 	defer cancel()
 	d, err := svc.Run(dctx, digest.Request{Source: digest.SourceCLI, Clusters: clusters, NoStore: *c.noStore})

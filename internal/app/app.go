@@ -122,7 +122,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 		return nil, err
 	}
 	a.Digests = NewDigestService(DigestDeps{Config: cfg, Diagnoser: engine, Clusters: clusters, Store: st, Playbooks: pbs,
-		Gatherer: a.reg, Started: opts.Now(), Log: log, Now: opts.Now})
+		Gatherer: a.reg, Started: opts.Now(), Log: log, Now: opts.Now, Freezes: FreezesSource(st)})
 	a.DigestScheduler = NewDigestScheduler(cfg, a.Digests, st, a.Outbox, log, opts.Now, nil)
 	a.DigestScheduler.Register(a.reg)
 	wm := webhook.NewMetrics(a.reg)
@@ -207,6 +207,7 @@ func (a *App) Run(ctx context.Context) error {
 	go func() { defer close(outDone); a.Outbox.Run(outCtx) }()
 	apprCtx, stopApprovals := context.WithCancel(context.Background())
 	approvalsDone := a.runApprovals(apprCtx)
+	freezesDone := a.runFreezes(apprCtx) // DDL freeze reminders and expiry (freezes.go)
 	pruneDone := make(chan struct{})
 	go func() { defer close(pruneDone); prune(outCtx, a.Store, a.cfg.Store.Retention, a.log) }()
 	digestsDone := make(chan struct{})
@@ -247,6 +248,7 @@ func (a *App) Run(ctx context.Context) error {
 	}
 	stopApprovals() // executions in flight are recorded as interrupted
 	<-approvalsDone
+	<-freezesDone
 	// Give the outbox a moment to deliver what the last notifications queued.
 	flush, cancelFlush := context.WithDeadline(context.Background(), deadline)
 	a.Outbox.Step(flush)

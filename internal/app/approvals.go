@@ -48,7 +48,7 @@ type RuntimeOptions struct {
 // the cluster's lease. At start it marks the executions a stopped process
 // left running as interrupted. Tests replace it with fakes.
 var NewActionRuntime = func(cfg *config.Config, st *store.Store, log *slog.Logger, o RuntimeOptions) (*ActionRuntime, error) {
-	deps := actions.Deps{DataDir: filepath.Dir(cfg.Store.Path), Now: o.Now, Log: log}
+	deps := actions.Deps{DataDir: filepath.Dir(cfg.Store.Path), Now: o.Now, Log: log, Freezes: st}
 	if cfg.Slack.Enabled() {
 		deps.Uploader = chslack.NewUploader(interactionsSlackClient(&cfg.Slack, o.HTTPClient), 0)
 	}

@@ -24,6 +24,8 @@ type ClusterActions struct {
 	ClickHouse ActionsClickHouse `yaml:"clickhouse"`
 	// CollectLogs configures the collect_logs action (collect_logs).
 	CollectLogs CollectLogs `yaml:"collect_logs"`
+	// DDLFreeze configures ddl_freeze and ddl_unfreeze (ddl_freeze).
+	DDLFreeze DDLFreeze `yaml:"ddl_freeze"`
 }
 
 // ActionsClickHouse are the ClickHouse credentials of actions.
@@ -124,6 +126,7 @@ func (a *ClusterActions) setDefaults() {
 	c.KeepBundles = 20
 	c.Retention = 7 * 24 * time.Hour
 	c.Upload = true
+	a.DDLFreeze.setDefaults()
 }
 
 // Location returns LogTimezone as a location (Local when unknown).

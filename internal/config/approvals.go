@@ -27,6 +27,9 @@ type Approvals struct {
 type ApprovalPolicies struct {
 	// DDLFreeze (ddl_freeze).
 	DDLFreeze *ApprovalPolicy `yaml:"ddl_freeze"`
+	// DDLUnfreeze (ddl_unfreeze): lifting a freeze by hand; chmedic lifts
+	// an expired freeze by itself without one.
+	DDLUnfreeze *ApprovalPolicy `yaml:"ddl_unfreeze"`
 	// RollingRestart (rolling_restart).
 	RollingRestart *ApprovalPolicy `yaml:"rolling_restart"`
 	// CollectLogs (collect_logs).

@@ -30,7 +30,7 @@ func TestApprovalPolicies(t *testing.T) {
 	if _, ok := c.Approvals.Policies.For("nope"); ok {
 		t.Error("unknown kind has a policy")
 	}
-	if got := c.Approvals.Policies.Kinds(); !reflect.DeepEqual(got, []string{"ddl_freeze", "rolling_restart", "collect_logs"}) {
+	if got := c.Approvals.Policies.Kinds(); !reflect.DeepEqual(got, []string{"ddl_freeze", "ddl_unfreeze", "rolling_restart", "collect_logs"}) {
 		t.Errorf("kinds = %v", got)
 	}
 }

@@ -197,6 +197,7 @@ func (d *decoder) validateClusters(cs []Cluster) {
 			}
 		}
 		d.validateActions(p+".actions", &c.Actions)
+		d.validateDDLFreeze(p+".actions.ddl_freeze", c)
 	}
 }
 

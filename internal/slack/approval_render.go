@@ -237,6 +237,9 @@ func planText(p *actions.Plan) string {
 	for _, n := range p.Notes {
 		lines = append(lines, ":warning: "+escape(n))
 	}
+	for _, o := range p.Observed {
+		lines = append(lines, ":eyes: _at plan time:_ "+escape(o))
+	}
 	return strings.Join(lines, "\n")
 }
 

@@ -253,6 +253,18 @@ var migrations = []string{
 		scheduled_at INTEGER NOT NULL,
 		started_at   INTEGER NOT NULL
 	);`,
+	// 13 (ddlfreeze): DDL freezes with their timers (expiry, reminder) and
+	// per-node snapshots, so a restart loses none of them.
+	`CREATE TABLE freezes (
+		id          TEXT PRIMARY KEY,
+		cluster     TEXT NOT NULL,
+		state       TEXT NOT NULL,
+		expires_at  INTEGER NOT NULL,
+		created_at  INTEGER NOT NULL,
+		updated_at  INTEGER NOT NULL DEFAULT 0,
+		body        TEXT NOT NULL
+	);
+	CREATE INDEX freezes_cluster ON freezes (cluster, state);`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {
