@@ -137,7 +137,7 @@ func TestSlashCommandThroughTheBinary(t *testing.T) {
 	})
 
 	code, body = ch.slashCommand(t, slk, slackfake.SlashCommandSpec{Text: "freezes", UserID: "U0ALICE", ChannelID: slackChannel})
-	if code != 200 || ackText(t, body) != "DDL freeze is not available in this chmedic yet." {
+	if code != 200 || ackText(t, body) != "No active DDL freeze on `test`." {
 		t.Errorf("freezes: %d %s", code, body)
 	}
 	code, body = ch.slashCommand(t, slk, slackfake.SlashCommandSpec{Text: "diagnose test", UserID: "U0EVE", ChannelID: slackChannel, TeamID: "T0OTHER"})

@@ -43,9 +43,7 @@ func (a *App) setupSlashCommands() approvals.CommandHandler {
 		o.TeamID = a.Approvals.TeamID
 		o.Audit = a.Approvals.Audit()
 	}
-	// o.Freezes stays nil until the DDL freeze action's list of active
-	// freezes (internal/store/freezes.go) is wired here: `/chmedic freezes`
-	// then says "DDL freeze is not available in this chmedic yet".
+	o.Freezes = FreezesSource(a.Store)
 	h := slashcmd.New(o)
 	a.closers = append(a.closers, func() error { h.Close(); return nil })
 	return h
