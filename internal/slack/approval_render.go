@@ -159,11 +159,13 @@ func RenderRequest(v RequestView) Message {
 		}
 		bs = append(bs, section("changes", clip(strings.Join(lines, "\n"), MaxTextLen)))
 	}
+	// Every step is shown, in as many sections as it takes; room is
+	// left for the hash and the buttons.
 	if v.Plan != nil && len(v.Steps) == 0 {
-		bs = append(bs, section("plan", clip(planText(v.Plan), MaxTextLen)))
+		bs = append(bs, packSections("plan", planLines(v.Plan), MaxBlocks-len(bs)-2)...)
 	}
 	if len(v.Steps) > 0 {
-		bs = append(bs, section("steps", clip(stepsText(v.Steps), MaxTextLen)))
+		bs = append(bs, packSections("steps", stepLines(v.Steps), MaxBlocks-len(bs)-2)...)
 	}
 	if v.PlanHash != "" {
 		bs = append(bs, slack.NewContextBlock("hash", mrkdwn(fmt.Sprintf("request `%s` · plan hash `%s` · what runs is this stored plan, re-checked before it runs", v.ID, shortHash(v.PlanHash)))))
@@ -206,7 +208,7 @@ func shortHash(h string) string {
 	return h
 }
 
-func planText(p *actions.Plan) string {
+func planLines(p *actions.Plan) []string {
 	lines := []string{"*Plan:* " + escape(p.Summary)}
 	if p.Method != "" {
 		lines = append(lines, "_"+escape(p.Method)+"_")
@@ -237,12 +239,12 @@ func planText(p *actions.Plan) string {
 	for _, n := range p.Notes {
 		lines = append(lines, ":warning: "+escape(n))
 	}
-	return strings.Join(lines, "\n")
+	return lines
 }
 
 var stepIcons = map[string]string{"pending": ":white_circle:", "running": ":gear:", "done": ":white_check_mark:", "failed": ":x:", "skipped": ":fast_forward:", "rolled_back": ":leftwards_arrow_with_hook:"}
 
-func stepsText(steps []StepView) string {
+func stepLines(steps []StepView) []string {
 	var lines []string
 	for i, s := range steps {
 		ic := stepIcons[s.State]
@@ -262,7 +264,7 @@ func stepsText(steps []StepView) string {
 		}
 		lines = append(lines, line)
 	}
-	return strings.Join(lines, "\n")
+	return lines
 }
 
 func requestPlain(v RequestView) string {
