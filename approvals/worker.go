@@ -155,8 +155,14 @@ func (s *Service) markInterrupted(ctx context.Context) {
 			Nodes: s.nodes(r), PlanHash: r.PlanHash, Outcome: store.ReqInterrupted, Detail: reason})
 		s.o.Log.Warn("approvals: execution interrupted by a stop; offering resume or abort", "request_id", r.ID, "kind", r.Kind, "cluster", r.Cluster, "runner", runner)
 		s.publish(ctx, r.ID)
-		s.notice(ctx, r, fmt.Sprintf(":double_vertical_bar: %s on %s was interrupted: %s stopped while it ran. Nothing is re-run by itself: Resume (the steps already done are skipped) or Abort it in the request's message.", r.Kind, r.Cluster, runner))
+		s.notice(ctx, r, interruptedNotice(r, runner))
 	}
+}
+
+// interruptedNotice is the thread's reply about an interrupted execution
+// (a crash found at start, or a stop while it ran): it needs a human.
+func interruptedNotice(r store.ApprovalRequest, runner string) string {
+	return fmt.Sprintf(":double_vertical_bar: %s on %s was interrupted: %s stopped while it ran. Nothing is re-run by itself: Resume (the steps already done are skipped) or Abort it in the request's message.", r.Kind, r.Cluster, runner)
 }
 
 // plan computes a clicked request's plan and posts it for approval.
@@ -290,6 +296,11 @@ func (s *Service) Execute(ctx context.Context, id string) (store.ApprovalRequest
 	reason := outcomeText(outcome)
 	if state == store.ReqInterrupted {
 		reason = "interrupted: chmedic stopped while it ran"
+		// A stop while it ran is reported as a crash found at start is:
+		// an update of the request's message notifies nobody.
+		out, err := s.end(wctx, r, state, reason, EventFinished)
+		s.notice(wctx, r, interruptedNotice(r, s.o.Name))
+		return out, err
 	}
 	return s.end(wctx, r, state, reason, EventFinished)
 }

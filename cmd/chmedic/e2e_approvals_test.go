@@ -402,6 +402,22 @@ func auditHasHash(out, event, hash string) bool {
 	return false
 }
 
+// waitShowing is waitUntil that shows what it last saw when it times out.
+func waitShowing(t *testing.T, what string, timeout time.Duration, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		ok, seen := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s; last seen:\n%s", timeout, what, seen)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // waitRequest waits until the store's only request is in state.
 func waitRequest(t *testing.T, st *store.Store, state string, timeout time.Duration) store.ApprovalRequest {
 	t.Helper()
@@ -464,6 +480,16 @@ func TestApprovalFlowCrashAndResume(t *testing.T) {
 
 	started := filepath.Join(marks, "ch-1.started")
 	waitUntil(t, "ch-1's server log step to start", 60*time.Second, func() bool { _, err := os.Stat(started); return err == nil })
+	// While it runs, the request's message shows the progress per step
+	// (one message updated in place) and the alert message says running.
+	waitUntil(t, "the progress on the request's message", 30*time.Second, func() bool {
+		b := string(f.message(t, req.TS).Blocks)
+		return strings.Contains(b, "*State:* running") && strings.Contains(b, "ch-1/query_log: collected") && strings.Contains(b, "server log of ch-1 via command, lines of the window on *ch-1* — running")
+	})
+	waitShowing(t, "the alert message to say running", 30*time.Second, func() (bool, string) {
+		b := string(f.message(t, alert.TS).Blocks)
+		return strings.Contains(b, "*collect_logs* requested by \\u003c@"+requester+"\\u003e: running"), b
+	})
 	f.ch.kill()
 	// Let the orphaned command end (it is no child of the killed process's
 	// group here, and must not outlive the test).
@@ -640,5 +666,61 @@ func TestApprovalFlowCLIBreakGlass(t *testing.T) {
 	e, err := st.ApprovalExecutionOf(context.Background(), id)
 	if err != nil || !strings.HasPrefix(e.Runner, "server ") || e.State != "succeeded" {
 		t.Fatalf("execution %+v %v: want run by the server", e, err)
+	}
+}
+
+// TestApprovalFlowStopDuringExecution: a graceful stop (SIGTERM) while
+// collect_logs runs records the execution interrupted and says so in the
+// thread; after the restart, Abort ends it: nothing more runs.
+func TestApprovalFlowStopDuringExecution(t *testing.T) {
+	env := testenv.Shared(t)
+	marks := t.TempDir()
+	f := newFlow(t, flowOptions{command: slowCommand(env, marks)})
+	t.Cleanup(func() { os.WriteFile(filepath.Join(marks, "release"), nil, 0o600) })
+	alert := f.alert(t, "ChmedicFlowStop")
+	f.click(t, alert.TS, collectButton(t, alert), requester)
+	req := f.requestMessage(t, alert.TS, "chmedic:approve")
+	f.click(t, req.TS, "chmedic:approve", approver)
+	waitUntil(t, "ch-1's server log step to start", 60*time.Second, func() bool {
+		_, err := os.Stat(filepath.Join(marks, "ch-1.started"))
+		return err == nil
+	})
+	f.ch.stop()
+
+	st := f.openStore(t)
+	r := onlyRequest(t, st)
+	if r.State != store.ReqInterrupted {
+		t.Fatalf("after a graceful stop the request is %s, want interrupted", r.State)
+	}
+	f.ch = startChmedic(t, f.dir, f.cfg, f.env)
+	resume := f.requestMessage(t, alert.TS, "chmedic:abort")
+	waitUntil(t, "the interruption notice in the thread", 30*time.Second, func() bool {
+		for _, m := range f.slk.Replies(slackChannel, alert.TS) {
+			if strings.Contains(m.Text, "was interrupted") && strings.Contains(m.Text, "Resume") {
+				return true
+			}
+		}
+		return false
+	})
+	if txt := f.click(t, resume.TS, "chmedic:abort", "U0MALLORY"); !strings.Contains(txt, "not an approver") {
+		t.Errorf("a stranger's abort: %q", txt)
+	}
+	if txt := f.click(t, resume.TS, "chmedic:abort", approver); !strings.Contains(txt, "Aborted") {
+		t.Fatalf("abort: %q", txt)
+	}
+	waitRequest(t, st, store.ReqAborted, 30*time.Second)
+	if txt := f.click(t, resume.TS, "chmedic:resume", approver); !strings.Contains(txt, "Only an interrupted execution can be resumed") {
+		t.Errorf("resume after abort: %q", txt)
+	}
+	e, err := st.ApprovalExecutionOf(context.Background(), r.ID)
+	if err != nil || e.State != "aborted" {
+		t.Errorf("execution %+v %v, want aborted", e, err)
+	}
+	waitUntil(t, "the request's message to say aborted", 30*time.Second, func() bool {
+		b := string(f.message(t, resume.TS).Blocks)
+		return strings.Contains(b, "*State:* aborted") && !strings.Contains(b, `"chmedic:resume"`)
+	})
+	if len(f.slk.Files()) != 0 {
+		t.Error("an aborted collection uploaded a bundle")
 	}
 }
