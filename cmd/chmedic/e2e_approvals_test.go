@@ -38,6 +38,7 @@ type flow struct {
 	cfg     string
 	ch      *chmedic
 	actions string // the clusters[].actions block, as written
+	socket  bool
 }
 
 // flowOptions shape the config.
@@ -49,6 +50,8 @@ type flowOptions struct {
 	sources string
 	// noServer leaves chmedic stopped (the CLI's break-glass path).
 	noServer bool
+	// socket receives clicks over Socket Mode instead of HTTP.
+	socket bool
 }
 
 func actionsBlock(env *testenv.Env, o flowOptions) string {
@@ -73,9 +76,12 @@ func actionsBlock(env *testenv.Env, o flowOptions) string {
 // cluster, a signing secret and the collect_logs policy.
 func (f *flow) writeConfig(t *testing.T, o flowOptions) {
 	t.Helper()
-	path := writeConfig(t, f.dir, f.env, f.slk.URL(), `  public_url: https://chmedic.example.com
-  signing_secret_file: signing-secret
-approvals:
+	transport := "  public_url: https://chmedic.example.com\n  signing_secret_file: signing-secret\n"
+	if o.socket {
+		transport = "  socket_mode: true\n  app_token_file: app-token\n"
+	}
+	f.socket = o.socket
+	path := writeConfig(t, f.dir, f.env, f.slk.URL(), transport+`approvals:
   policies:
     collect_logs:
       requesters: [`+requester+`, `+approver+`]
@@ -112,6 +118,9 @@ func newFlow(t *testing.T, o flowOptions) *flow {
 	t.Setenv("CHMEDIC_TEST_WEBHOOK_TOKEN", webhookToken)
 	f := &flow{env: env, slk: slackfake.New(t, slackfake.Options{}), dir: t.TempDir()}
 	if err := os.WriteFile(filepath.Join(f.dir, "signing-secret"), []byte(e2eSigningSecret), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(f.dir, "app-token"), []byte(slackfake.DefaultAppToken), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	f.writeConfig(t, o)
@@ -154,13 +163,22 @@ func (f *flow) click(t *testing.T, ts, actionID, user string) string {
 func (f *flow) clickAs(t *testing.T, spec slackfake.ClickSpec) string {
 	t.Helper()
 	before := len(f.slk.Ephemerals())
-	req, err := f.slk.ClickRequest(f.ch.url("/slack/interactions"), e2eSigningSecret, spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(req.Body)
-	if code, text := f.ch.sendRaw(t, "/slack/interactions", req.Header, body); code != 200 {
-		t.Fatalf("click %s by %s: %d %s", spec.ActionID, spec.UserID, code, text)
+	if f.socket {
+		waitUntil(t, "the Socket Mode connection", 15*time.Second, func() bool { return f.slk.SocketConnections() == 1 })
+		id, err := f.slk.SendClick(spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitUntil(t, "the envelope's ack", 10*time.Second, func() bool { a, ok := f.slk.AckFor(id); return ok && a.Known })
+	} else {
+		req, err := f.slk.ClickRequest(f.ch.url("/slack/interactions"), e2eSigningSecret, spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(req.Body)
+		if code, text := f.ch.sendRaw(t, "/slack/interactions", req.Header, body); code != 200 {
+			t.Fatalf("click %s by %s: %d %s", spec.ActionID, spec.UserID, code, text)
+		}
 	}
 	waitUntil(t, "the private reply to "+spec.UserID, 10*time.Second, func() bool { return len(f.slk.Ephemerals()) > before })
 	e := f.slk.Ephemerals()[before]
@@ -289,6 +307,10 @@ func TestApprovalFlowEndToEnd(t *testing.T) {
 		t.Fatalf("request click: %q", txt)
 	}
 	req := f.requestMessage(t, alert.TS, "chmedic:approve")
+	// A second click on the button (by anyone) requests nothing more.
+	if txt := f.click(t, alert.TS, collectButton(t, alert), approver); !strings.Contains(txt, "already requested") {
+		t.Errorf("second click on Collect logs: %q", txt)
+	}
 	for _, want := range []string{"collect_logs", "ch-1", "ch-2", "zk-1", "server log of ch-2", "query_log of ch-2", "upload the bundle into the alert's thread"} {
 		if !strings.Contains(string(req.Blocks), want) {
 			t.Errorf("the plan posted lacks %q:\n%s", want, req.Blocks)
@@ -723,4 +745,23 @@ func TestApprovalFlowStopDuringExecution(t *testing.T) {
 	if len(f.slk.Files()) != 0 {
 		t.Error("an aborted collection uploaded a bundle")
 	}
+}
+
+// TestApprovalFlowOverSocketMode: the same flow with the clicks over
+// Socket Mode: request, approval, the bundle in the alert's thread.
+func TestApprovalFlowOverSocketMode(t *testing.T) {
+	f := newFlow(t, flowOptions{socket: true})
+	alert := f.alert(t, "ChmedicFlowSocket")
+	if txt := f.click(t, alert.TS, collectButton(t, alert), requester); !strings.Contains(txt, "computing the plan") {
+		t.Fatalf("request click: %q", txt)
+	}
+	req := f.requestMessage(t, alert.TS, "chmedic:approve")
+	if txt := f.click(t, req.TS, "chmedic:approve", approver); !strings.Contains(txt, "Approved (1 of 1)") {
+		t.Fatalf("approval: %q", txt)
+	}
+	waitUntil(t, "the bundle upload", 90*time.Second, func() bool { return len(f.slk.Files()) >= 1 })
+	if fl := f.slk.Files()[0]; fl.Channel != slackChannel || fl.ThreadTS != alert.TS {
+		t.Errorf("bundle shared to %s thread %q, want thread %s", fl.Channel, fl.ThreadTS, alert.TS)
+	}
+	waitRequest(t, f.openStore(t), store.ReqSucceeded, 30*time.Second)
 }
