@@ -219,8 +219,10 @@ func (s *Service) Execute(ctx context.Context, id string) (store.ApprovalRequest
 	if err != nil {
 		return r, err
 	}
-	_, eerr := s.st.ApprovalExecutionOf(ctx, id)
-	resume := eerr == nil
+	// A resume continues an execution that ran; one created by an attempt
+	// that found the cluster busy never ran (pending), and is re-checked.
+	prevExec, eerr := s.st.ApprovalExecutionOf(ctx, id)
+	resume := eerr == nil && prevExec.State != store.ExecutionPending
 	if err := s.st.TransitionRequest(ctx, id, []string{store.ReqApproved}, store.ReqRunning, claimPrefix+s.o.Name); err != nil {
 		if errors.Is(err, store.ErrConflict) {
 			return r, nil
@@ -229,6 +231,9 @@ func (s *Service) Execute(ctx context.Context, id string) (store.ApprovalRequest
 	}
 	s.claimLocal(id)
 	defer s.releaseLocal(id)
+	if why, busy := s.clusterBusy(ctx, r.Cluster); busy {
+		return s.wait(ctx, r, r.Reason, why)
+	}
 	stop := s.heartbeat(ctx)
 	defer stop()
 	stored, ok := storedPlan(r)
@@ -276,6 +281,12 @@ func (s *Service) Execute(ctx context.Context, id string) (store.ApprovalRequest
 		s.stepProgress(id, stored, p)
 		s.publish(ctx, id)
 	})
+	if why, busy := isBusy(runErr); busy && (outcome.State == "" || outcome.State == actions.ExecRunning) {
+		// Another execution took the cluster between the check and the
+		// run: nothing ran.
+		s.clearProgress(id)
+		return s.wait(ctx, r, r.Reason, why)
+	}
 	state := outcome.State
 	switch {
 	case ctx.Err() != nil && (state == "" || state == actions.ExecRunning || state == actions.ExecInterrupted):

@@ -39,7 +39,8 @@ type RequestView struct {
 	Approvals  []string
 	Needed     int
 	RejectedBy string
-	// Reason explains the state (a refusal, a failure, an expiry).
+	// Reason explains the state (a refusal, a failure, an expiry; an
+	// approved request that waits for its cluster: "waiting: …").
 	Reason string
 	// Changes say how the re-computed plan differs (state stale).
 	Changes []string
@@ -148,7 +149,7 @@ func RenderRequest(v RequestView) Message {
 	if v.State == "pending" && !v.ExpiresAt.IsZero() {
 		status += " · expires " + slackDate(v.ExpiresAt)
 	}
-	if v.Reason != "" && v.State != "pending" && v.State != "approved" {
+	if v.Reason != "" && (v.State != "pending" && v.State != "approved" || strings.HasPrefix(v.Reason, "waiting: ")) {
 		status += "\n" + escape(v.Reason)
 	}
 	bs = append(bs, section("request", title+"\n"+status))
