@@ -345,7 +345,15 @@ func TestApprovalFlowEndToEnd(t *testing.T) {
 	if file.Channel != slackChannel || file.ThreadTS != alert.TS {
 		t.Errorf("bundle shared to %s thread %q, want %s thread %s", file.Channel, file.ThreadTS, slackChannel, alert.TS)
 	}
+	for _, w := range []string{"Logs of test from ", "sources collected", "not available", "secrets redacted"} {
+		if !strings.Contains(file.InitialComment, w) {
+			t.Errorf("the upload's message lacks %q: %q", w, file.InitialComment)
+		}
+	}
 	entries := bundleEntries(t, file.Content)
+	if l := entries["ch-1/server_log.log"]; !bytes.Contains(l, []byte("<Information>")) && !bytes.Contains(l, []byte("<Debug>")) {
+		t.Errorf("ch-1's server log in the bundle holds no ClickHouse log line (%d bytes)", len(l))
+	}
 	for _, want := range []string{"manifest.json", "ch-1/server_log.log", "ch-2/replicas.jsonl", "zk-1/mntr.txt"} {
 		if _, ok := entries[want]; !ok {
 			names := []string{}
