@@ -677,6 +677,30 @@ func TestApprovalFlowCLIBreakGlass(t *testing.T) {
 		}
 	}
 
+	// One action at a time per cluster: while another process holds the
+	// cluster's lease, the approved request waits, and runs once it is
+	// free.
+	code, out, errOut = runCLI(t, "request", "--config", f.cfg, "--cluster", "test", "--action", "collect_logs", "--param", "window=2m", "--as", requester, "--format", "json")
+	if code != 0 {
+		t.Fatalf("request: exit %d\n%s%s", code, out, errOut)
+	}
+	busyID := requestID(t, out)
+	st := f.openStore(t)
+	if _, ok, err := st.AcquireLease(context.Background(), "test", "cli elsewhere:1", "another-execution", time.Minute); !ok || err != nil {
+		t.Fatalf("holding the lease: %v %v", ok, err)
+	}
+	code, out, errOut = runCLI(t, "approve", "--config", f.cfg, busyID, "--as", approver)
+	if code != 0 || !strings.Contains(out, "request "+busyID+": approved") || !strings.Contains(out, "waiting: cluster test is busy: cli elsewhere:1 runs another action") {
+		t.Fatalf("approve while busy: exit %d\n%s%s", code, out, errOut)
+	}
+	if err := st.ReleaseLease(context.Background(), "test", "cli elsewhere:1"); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut = runCLI(t, "approve", "--config", f.cfg, busyID, "--as", approver, "--wait")
+	if code != 0 || !strings.Contains(out, "You already voted") || !strings.Contains(out, "request "+busyID+": succeeded") {
+		t.Fatalf("approve once free: exit %d\n%s%s", code, out, errOut)
+	}
+
 	f.ch = startChmedic(t, f.dir, f.cfg, f.env)
 	code, out, errOut = runCLI(t, "request", "--config", f.cfg, "--cluster", "test", "--action", "collect_logs", "--param", "window=5m", "--as", requester, "--format", "json")
 	if code != 0 {
@@ -692,7 +716,6 @@ func TestApprovalFlowCLIBreakGlass(t *testing.T) {
 			t.Errorf("approve output lacks %q:\n%s", w, out)
 		}
 	}
-	st := f.openStore(t)
 	e, err := st.ApprovalExecutionOf(context.Background(), id)
 	if err != nil || !strings.HasPrefix(e.Runner, "server ") || e.State != "succeeded" {
 		t.Fatalf("execution %+v %v: want run by the server", e, err)
