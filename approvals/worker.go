@@ -256,7 +256,7 @@ func (s *Service) Execute(ctx context.Context, id string) (store.ApprovalRequest
 			changes := DiffPlans(stored, fresh)
 			reason := fmt.Sprintf("not run: the plan re-computed before running differs from the approved one (hash %s, approved %s)", short(h), short(r.PlanHash))
 			out, err := s.end(ctx, r, store.ReqStale, reason+"\n"+strings.Join(changes, "\n"), EventStale)
-			s.notice(ctx, r, fmt.Sprintf(":arrows_counterclockwise: %s on %s did not run: the cluster changed since the plan was approved (%s). The request's message says what changed and offers a fresh request.",
+			s.notice(ctx, r, fmt.Sprintf(":arrows_counterclockwise: %s on %s did not run: its plan, re-computed before running, differs from the approved one (the cluster or chmedic's configuration changed: %s). The request's message says what changed and offers a fresh request.",
 				r.Kind, r.Cluster, strings.Join(changes, "; ")))
 			return out, err
 		}

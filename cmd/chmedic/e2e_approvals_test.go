@@ -635,6 +635,23 @@ func TestApprovalFlowPlanChanged(t *testing.T) {
 	if _, err := st.ExecutionForRequest(context.Background(), r.ID); err == nil {
 		t.Error("a stale request has an execution")
 	}
+	// What changed here is chmedic's config, not the cluster (collect_logs'
+	// plan does not read the cluster): nothing may say the cluster changed.
+	waitShowing(t, "the notice in the thread", 30*time.Second, func() (bool, string) {
+		var texts []string
+		for _, m := range f.slk.Replies(slackChannel, alert.TS) {
+			if strings.Contains(m.Text, "did not run") {
+				return strings.Contains(m.Text, "differs from the approved one") && strings.Contains(m.Text, "ch-1/text_log"), m.Text
+			}
+			texts = append(texts, m.Text)
+		}
+		return false, strings.Join(texts, "\n")
+	})
+	for _, m := range append(f.slk.Replies(slackChannel, alert.TS), f.message(t, alert.TS)) {
+		if strings.Contains(string(m.Blocks)+m.Text, "cluster changed") {
+			t.Errorf("message %s says the cluster changed:\n%s", m.TS, m.Text)
+		}
+	}
 	// The fresh request computes the plan anew and posts it.
 	if txt := f.click(t, req.TS, "chmedic:collect_logs:0", requester); !strings.Contains(txt, "computing the plan") {
 		t.Fatalf("request again: %q", txt)

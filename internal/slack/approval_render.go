@@ -116,7 +116,7 @@ func stateText(state, by string, approvals, needed int, reason string) string {
 	case "expired":
 		return "expired"
 	case "stale":
-		return "not run: the cluster changed since the approval"
+		return "not run: the plan changed since the approval"
 	}
 	return state
 }
