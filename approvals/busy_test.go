@@ -71,7 +71,7 @@ func testWaitsForABusyCluster(t *testing.T, busy *busyExecutor) {
 	if !strings.Contains(r.Reason, "busy") {
 		t.Errorf("reason %q does not say the cluster is busy", r.Reason)
 	}
-	if m := h.requestMessage(r.ID); !strings.Contains(m.Plain, "busy") {
+	if m := h.requestMessage(r.ID); !strings.Contains(m.Plain, "busy") || strings.Contains(m.Plain, "starting") {
 		t.Errorf("the request's message does not say it waits:\n%s", m.Plain)
 	}
 	plans := h.planner.calls

@@ -94,6 +94,9 @@ func stateText(state, by string, approvals, needed int, reason string) string {
 	case "pending":
 		return fmt.Sprintf("awaiting approval (%d of %d)", approvals, needed)
 	case "approved":
+		if strings.HasPrefix(reason, "waiting: ") {
+			return fmt.Sprintf("approved (%d of %d), waiting for the cluster", approvals, needed)
+		}
 		return fmt.Sprintf("approved (%d of %d), starting", approvals, needed)
 	case "running":
 		return "running"
