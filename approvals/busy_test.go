@@ -74,6 +74,9 @@ func testWaitsForABusyCluster(t *testing.T, busy *busyExecutor) {
 	if m := h.requestMessage(r.ID); !strings.Contains(m.Plain, "busy") || strings.Contains(m.Plain, "starting") {
 		t.Errorf("the request's message does not say it waits:\n%s", m.Plain)
 	}
+	if a := h.alertPlain(); !strings.Contains(a, "collect_logs requested by UREQ: approved (1 of 1), waiting for the cluster") {
+		t.Errorf("the alert message does not say the request waits:\n%s", a)
+	}
 	plans := h.planner.calls
 	h.step()
 	r = h.only(store.ReqSucceeded)

@@ -567,6 +567,9 @@ func TestApprovalFlowCrashAndResume(t *testing.T) {
 	if n := len(f.slk.Files()); n != 0 {
 		t.Fatalf("%d files uploaded before the resume", n)
 	}
+	if v := f.ch.metric(t, "chmedic_approval_requests", `state="interrupted"`); v != 1 {
+		t.Errorf("chmedic_approval_requests{state=\"interrupted\"} = %v, want 1", v)
+	}
 
 	if txt := f.click(t, resume.TS, "chmedic:resume", approver); !strings.Contains(txt, "Resuming") {
 		t.Fatalf("resume: %q", txt)

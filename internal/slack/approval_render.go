@@ -301,12 +301,12 @@ func RenderWithRequests(r *report.Report, reqs []RequestLine) Message {
 	lines := []string{"*Action requests*"}
 	var plainLines []string
 	for _, q := range reqs {
-		s := fmt.Sprintf("%s *%s* requested by %s: %s", icon(q.State), escape(q.Kind), user(q.RequestedBy), stateText(q.State, q.RequestedBy, q.Approvals, q.Needed, ""))
+		s := fmt.Sprintf("%s *%s* requested by %s: %s", icon(q.State), escape(q.Kind), user(q.RequestedBy), stateText(q.State, q.RequestedBy, q.Approvals, q.Needed, q.Note))
 		if q.Note != "" {
 			s += " — " + escape(q.Note)
 		}
 		lines = append(lines, s)
-		plainLines = append(plainLines, fmt.Sprintf("%s requested by %s: %s", q.Kind, q.RequestedBy, stateText(q.State, q.RequestedBy, q.Approvals, q.Needed, "")))
+		plainLines = append(plainLines, fmt.Sprintf("%s requested by %s: %s", q.Kind, q.RequestedBy, stateText(q.State, q.RequestedBy, q.Approvals, q.Needed, q.Note)))
 	}
 	blk := section("requests", clip(strings.Join(lines, "\n"), MaxTextLen))
 	bs := msg.Blocks.BlockSet
