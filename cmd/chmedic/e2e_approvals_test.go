@@ -816,3 +816,58 @@ func TestApprovalFlowOverSocketMode(t *testing.T) {
 	}
 	waitRequest(t, f.openStore(t), store.ReqSucceeded, 30*time.Second)
 }
+
+var approveValueRE = regexp.MustCompile(`"action_id":"chmedic:approve","value":"([^"]+)"`)
+
+// TestApprovalFlowCLIWhenSlackIsDown: break-glass for a request made in
+// Slack while Slack and the server are down: chmedic approve --wait runs it
+// in-process, the upload fails (partial, the bundle kept on disk), and the
+// thread's messages are delivered once a server runs and Slack is back.
+func TestApprovalFlowCLIWhenSlackIsDown(t *testing.T) {
+	f := newFlow(t, flowOptions{})
+	alert := f.alert(t, "ChmedicFlowSlackDown")
+	f.click(t, alert.TS, collectButton(t, alert), requester)
+	req := f.requestMessage(t, alert.TS, "chmedic:approve")
+	m := approveValueRE.FindSubmatch(req.Blocks)
+	if m == nil {
+		t.Fatalf("no request id on the Approve button:\n%s", req.Blocks)
+	}
+	id := string(m[1])
+	f.ch.stop()
+	f.slk.SetOutage(true)
+
+	code, out, errOut := runCLI(t, "approve", "--config", f.cfg, id, "--as", approver, "--wait")
+	for _, w := range []string{"no chmedic server is running: executing in this process", "request " + id + ": partial", "upload ", "artifact "} {
+		if !strings.Contains(out, w) {
+			t.Errorf("approve output lacks %q (exit %d):\n%s%s", w, code, out, errOut)
+		}
+	}
+	if code != 1 {
+		t.Errorf("exit %d for a partial outcome, want 1", code)
+	}
+	st := f.openStore(t)
+	e, err := st.ApprovalExecutionOf(context.Background(), id)
+	if err != nil || !strings.HasPrefix(e.Runner, "cli ") {
+		t.Fatalf("execution %+v %v, want run by the CLI", e, err)
+	}
+	var o struct {
+		Artifacts []struct{ Path string }
+	}
+	decodeJSON(t, e.Outcome, &o)
+	if len(o.Artifacts) != 1 {
+		t.Fatalf("artifacts %+v", o.Artifacts)
+	}
+	if _, err := os.Stat(o.Artifacts[0].Path); err != nil {
+		t.Errorf("the bundle is not on disk: %v", err)
+	}
+
+	f.slk.SetOutage(false)
+	f.ch = startChmedic(t, f.dir, f.cfg, f.env)
+	waitShowing(t, "the thread's request message to show the outcome", 60*time.Second, func() (bool, string) {
+		b := string(f.message(t, req.TS).Blocks)
+		return strings.Contains(b, "done: partially applied"), b
+	})
+	if len(f.slk.Files()) != 0 {
+		t.Errorf("%d files in Slack, want none (it was down)", len(f.slk.Files()))
+	}
+}
