@@ -157,18 +157,19 @@ func (r *Runner) leaseLive(l store.Lease) bool {
 	return !holderGone(l.Holder)
 }
 
-// holderGone reports whether holder (host/pid/…) is a process on this host
-// that no longer exists.
+// holderGone reports whether holder is a process on this host that no
+// longer exists. It reads HolderID's host/pid/… and the process names the
+// server and the CLI hold leases under ("server host:pid", "cli host:pid").
 func holderGone(holder string) bool {
-	parts := strings.Split(holder, "/")
-	if len(parts) < 3 {
+	hostPart, pidPart, ok := holderHostPID(holder)
+	if !ok {
 		return false
 	}
 	host, _ := os.Hostname()
-	if parts[0] != host {
+	if hostPart != host {
 		return false
 	}
-	pid, err := strconv.Atoi(parts[1])
+	pid, err := strconv.Atoi(pidPart)
 	if err != nil || pid <= 0 {
 		return false
 	}
@@ -176,6 +177,18 @@ func holderGone(holder string) bool {
 		return false
 	}
 	return !processAlive(pid)
+}
+
+func holderHostPID(holder string) (host, pid string, ok bool) {
+	if parts := strings.Split(holder, "/"); len(parts) >= 3 {
+		return parts[0], parts[1], true
+	}
+	if _, rest, found := strings.Cut(holder, " "); found {
+		if i := strings.LastIndexByte(rest, ':'); i > 0 {
+			return rest[:i], rest[i+1:], true
+		}
+	}
+	return "", "", false
 }
 
 // acquire takes the cluster's lease, taking over one held by a process of

@@ -167,7 +167,11 @@ func (s *Service) requestLines(ctx context.Context, threadKey string) []chslack.
 		}
 		seen[r.Kind] = true
 		d := s.decide(ctx, r)
-		lines = append(lines, chslack.RequestLine{Kind: r.Kind, State: r.State, RequestedBy: r.RequestedBy, Approvals: len(d.Approvals), Needed: d.Needed})
+		line := chslack.RequestLine{Kind: r.Kind, State: r.State, RequestedBy: r.RequestedBy, Approvals: len(d.Approvals), Needed: d.Needed}
+		if r.State == store.ReqApproved && strings.HasPrefix(r.Reason, waitingPrefix) {
+			line.Note = r.Reason
+		}
+		lines = append(lines, line)
 	}
 	return lines
 }

@@ -324,7 +324,7 @@ func decidedText(r store.ApprovalRequest) string {
 	case store.ReqApproved, store.ReqRunning:
 		return "This request is already approved (" + r.Reason + ")."
 	case store.ReqStale:
-		return "This request was not run: the cluster changed since its plan was approved. Request it again."
+		return "This request was not run: its plan changed since it was approved (the cluster or chmedic's configuration changed). Request it again."
 	case store.ReqRefused:
 		return "This request was refused: " + r.Reason
 	case store.ReqInterrupted:

@@ -321,7 +321,7 @@ func TestPlanHashMismatchRefused(t *testing.T) {
 	if !strings.Contains(string(blocks), "What changed") || !strings.Contains(string(blocks), "Request again") {
 		t.Errorf("message: %s", blocks)
 	}
-	if !h.replied("did not run: the cluster changed since the plan was approved (summary") {
+	if !h.replied("did not run: its plan, re-computed before running, differs from the approved one (the cluster or chmedic's configuration changed: summary") {
 		t.Error("no notice in the thread")
 	}
 	if !strings.Contains(h.events(r.ID), "refused_plan_changed:server 1:stale") {

@@ -155,8 +155,14 @@ func (s *Service) markInterrupted(ctx context.Context) {
 			Nodes: s.nodes(r), PlanHash: r.PlanHash, Outcome: store.ReqInterrupted, Detail: reason})
 		s.o.Log.Warn("approvals: execution interrupted by a stop; offering resume or abort", "request_id", r.ID, "kind", r.Kind, "cluster", r.Cluster, "runner", runner)
 		s.publish(ctx, r.ID)
-		s.notice(ctx, r, fmt.Sprintf(":double_vertical_bar: %s on %s was interrupted: %s stopped while it ran. Nothing is re-run by itself: Resume (the steps already done are skipped) or Abort it in the request's message.", r.Kind, r.Cluster, runner))
+		s.notice(ctx, r, interruptedNotice(r, runner))
 	}
+}
+
+// interruptedNotice is the thread's reply about an interrupted execution
+// (a crash found at start, or a stop while it ran): it needs a human.
+func interruptedNotice(r store.ApprovalRequest, runner string) string {
+	return fmt.Sprintf(":double_vertical_bar: %s on %s was interrupted: %s stopped while it ran. Nothing is re-run by itself: Resume (the steps already done are skipped) or Abort it in the request's message.", r.Kind, r.Cluster, runner)
 }
 
 // plan computes a clicked request's plan and posts it for approval.
@@ -213,8 +219,10 @@ func (s *Service) Execute(ctx context.Context, id string) (store.ApprovalRequest
 	if err != nil {
 		return r, err
 	}
-	_, eerr := s.st.ApprovalExecutionOf(ctx, id)
-	resume := eerr == nil
+	// A resume continues an execution that ran; one created by an attempt
+	// that found the cluster busy never ran (pending), and is re-checked.
+	prevExec, eerr := s.st.ApprovalExecutionOf(ctx, id)
+	resume := eerr == nil && prevExec.State != store.ExecutionPending
 	if err := s.st.TransitionRequest(ctx, id, []string{store.ReqApproved}, store.ReqRunning, claimPrefix+s.o.Name); err != nil {
 		if errors.Is(err, store.ErrConflict) {
 			return r, nil
@@ -223,6 +231,9 @@ func (s *Service) Execute(ctx context.Context, id string) (store.ApprovalRequest
 	}
 	s.claimLocal(id)
 	defer s.releaseLocal(id)
+	if why, busy := s.clusterBusy(ctx, r.Cluster); busy {
+		return s.wait(ctx, r, r.Reason, why)
+	}
 	stop := s.heartbeat(ctx)
 	defer stop()
 	stored, ok := storedPlan(r)
@@ -245,7 +256,7 @@ func (s *Service) Execute(ctx context.Context, id string) (store.ApprovalRequest
 			changes := DiffPlans(stored, fresh)
 			reason := fmt.Sprintf("not run: the plan re-computed before running differs from the approved one (hash %s, approved %s)", short(h), short(r.PlanHash))
 			out, err := s.end(ctx, r, store.ReqStale, reason+"\n"+strings.Join(changes, "\n"), EventStale)
-			s.notice(ctx, r, fmt.Sprintf(":arrows_counterclockwise: %s on %s did not run: the cluster changed since the plan was approved (%s). The request's message says what changed and offers a fresh request.",
+			s.notice(ctx, r, fmt.Sprintf(":arrows_counterclockwise: %s on %s did not run: its plan, re-computed before running, differs from the approved one (the cluster or chmedic's configuration changed: %s). The request's message says what changed and offers a fresh request.",
 				r.Kind, r.Cluster, strings.Join(changes, "; ")))
 			return out, err
 		}
@@ -270,6 +281,12 @@ func (s *Service) Execute(ctx context.Context, id string) (store.ApprovalRequest
 		s.stepProgress(id, stored, p)
 		s.publish(ctx, id)
 	})
+	if why, busy := isBusy(runErr); busy && (outcome.State == "" || outcome.State == actions.ExecRunning) {
+		// Another execution took the cluster between the check and the
+		// run: nothing ran.
+		s.clearProgress(id)
+		return s.wait(ctx, r, r.Reason, why)
+	}
 	state := outcome.State
 	switch {
 	case ctx.Err() != nil && (state == "" || state == actions.ExecRunning || state == actions.ExecInterrupted):
@@ -290,6 +307,11 @@ func (s *Service) Execute(ctx context.Context, id string) (store.ApprovalRequest
 	reason := outcomeText(outcome)
 	if state == store.ReqInterrupted {
 		reason = "interrupted: chmedic stopped while it ran"
+		// A stop while it ran is reported as a crash found at start is:
+		// an update of the request's message notifies nobody.
+		out, err := s.end(wctx, r, state, reason, EventFinished)
+		s.notice(wctx, r, interruptedNotice(r, s.o.Name))
+		return out, err
 	}
 	return s.end(wctx, r, state, reason, EventFinished)
 }

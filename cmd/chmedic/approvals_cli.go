@@ -63,7 +63,7 @@ func (c *approvalsCLI) serverAlive(ctx context.Context) (string, bool) {
 // does. With wait it returns once the request is final.
 func (c *approvalsCLI) settle(ctx context.Context, id string, wait bool, stdout io.Writer) (store.ApprovalRequest, error) {
 	pickup := time.Now().Add(15 * time.Second)
-	announced := false
+	announced, local := false, false
 	for {
 		r, err := c.st.ApprovalRequest(ctx, id)
 		if err != nil {
@@ -75,12 +75,23 @@ func (c *approvalsCLI) settle(ctx context.Context, id string, wait bool, stdout 
 		if r.State == store.ReqApproved {
 			server, alive := c.serverAlive(ctx)
 			if !alive || time.Now().After(pickup) {
-				if alive {
+				switch {
+				case local:
+				case alive:
 					fmt.Fprintf(stdout, "the server (%s) has not started it; executing in this process\n", server)
-				} else {
+				default:
 					fmt.Fprintln(stdout, "no chmedic server is running: executing in this process")
 				}
-				return c.svc.Execute(ctx, id)
+				out, err := c.svc.Execute(ctx, id)
+				if err != nil || out.State != store.ReqApproved || !wait {
+					return out, err
+				}
+				// The cluster is busy with another action: with --wait,
+				// try again until it is free.
+				if !local {
+					fmt.Fprintf(stdout, "  %s\n", out.Reason)
+				}
+				local = true
 			}
 			if !announced {
 				fmt.Fprintf(stdout, "the running server (%s) executes it within a few seconds\n", server)

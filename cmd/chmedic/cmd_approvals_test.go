@@ -257,16 +257,17 @@ func TestCLIApproveWithARunningServer(t *testing.T) {
 	}
 }
 
-// Until an action runtime is wired in, a request says so and nothing is
-// stored as pending.
-// TestCLIRequestRefusedWhenActionUnconfigured: with the real action
-// runtime, a kind the cluster's config does not equip is refused at plan
-// time, naming the key to set.
-func TestCLIRequestRefusedWhenActionUnconfigured(t *testing.T) {
+// With the real action runtime, a cluster without actions credentials
+// cannot be asked for collect_logs: the request is refused at plan time,
+// naming the key, and nothing is stored as pending.
+func TestCLIRequestWithoutActionsConfig(t *testing.T) {
 	cfg := approvalsConfig(t)
 	code, _, errOut := runCLI(t, "request", "--config", cfg, "--cluster", "prod", "--action", "collect_logs", "--as", "U0ALICE")
-	if code != 1 || !strings.Contains(errOut, "refused: collect_logs is not configured on cluster \"prod\": set clusters[prod].actions.clickhouse.user") {
+	if code != 1 || !strings.Contains(errOut, "set clusters[prod].actions.clickhouse.user") {
 		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	if _, out, _ := runCLI(t, "requests", "--config", cfg, "--state", "pending"); strings.Contains(out, "collect_logs") {
+		t.Fatalf("a refused request is pending:\n%s", out)
 	}
 	code, _, errOut = runCLI(t, "requests", "--config", cfg, "--state", "done")
 	if code != 2 || !strings.Contains(errOut, `--state "done": want one of planning, pending`) {

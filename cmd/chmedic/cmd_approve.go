@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/alecthomas/kingpin/v2"
 
@@ -53,6 +54,9 @@ func runVote(ctx context.Context, path, id, as string, approve, wait bool, stdou
 	}
 	if !r.Terminal() && r.State != store.ReqInterrupted {
 		fmt.Fprintf(stdout, "request %s: %s\n", r.ID, r.State)
+		if strings.HasPrefix(r.Reason, "waiting: ") {
+			fmt.Fprintf(stdout, "  %s\n", r.Reason)
+		}
 		return 0
 	}
 	return c.printOutcome(ctx, r, stdout)

@@ -39,7 +39,8 @@ type RequestView struct {
 	Approvals  []string
 	Needed     int
 	RejectedBy string
-	// Reason explains the state (a refusal, a failure, an expiry).
+	// Reason explains the state (a refusal, a failure, an expiry; an
+	// approved request that waits for its cluster: "waiting: …").
 	Reason string
 	// Changes say how the re-computed plan differs (state stale).
 	Changes []string
@@ -93,6 +94,9 @@ func stateText(state, by string, approvals, needed int, reason string) string {
 	case "pending":
 		return fmt.Sprintf("awaiting approval (%d of %d)", approvals, needed)
 	case "approved":
+		if strings.HasPrefix(reason, "waiting: ") {
+			return fmt.Sprintf("approved (%d of %d), waiting for the cluster", approvals, needed)
+		}
 		return fmt.Sprintf("approved (%d of %d), starting", approvals, needed)
 	case "running":
 		return "running"
@@ -115,7 +119,7 @@ func stateText(state, by string, approvals, needed int, reason string) string {
 	case "expired":
 		return "expired"
 	case "stale":
-		return "not run: the cluster changed since the approval"
+		return "not run: the plan changed since the approval"
 	}
 	return state
 }
@@ -148,7 +152,7 @@ func RenderRequest(v RequestView) Message {
 	if v.State == "pending" && !v.ExpiresAt.IsZero() {
 		status += " · expires " + slackDate(v.ExpiresAt)
 	}
-	if v.Reason != "" && v.State != "pending" && v.State != "approved" {
+	if v.Reason != "" && (v.State != "pending" && v.State != "approved" || strings.HasPrefix(v.Reason, "waiting: ")) {
 		status += "\n" + escape(v.Reason)
 	}
 	bs = append(bs, section("request", title+"\n"+status))
@@ -159,11 +163,13 @@ func RenderRequest(v RequestView) Message {
 		}
 		bs = append(bs, section("changes", clip(strings.Join(lines, "\n"), MaxTextLen)))
 	}
+	// Every step is shown, in as many sections as it takes; room is
+	// left for the hash and the buttons.
 	if v.Plan != nil && len(v.Steps) == 0 {
-		bs = append(bs, section("plan", clip(planText(v.Plan), MaxTextLen)))
+		bs = append(bs, packSections("plan", planLines(v.Plan), MaxBlocks-len(bs)-2)...)
 	}
 	if len(v.Steps) > 0 {
-		bs = append(bs, section("steps", clip(stepsText(v.Steps), MaxTextLen)))
+		bs = append(bs, packSections("steps", stepLines(v.Steps), MaxBlocks-len(bs)-2)...)
 	}
 	if v.PlanHash != "" {
 		bs = append(bs, slack.NewContextBlock("hash", mrkdwn(fmt.Sprintf("request `%s` · plan hash `%s` · what runs is this stored plan, re-checked before it runs", v.ID, shortHash(v.PlanHash)))))
@@ -206,7 +212,7 @@ func shortHash(h string) string {
 	return h
 }
 
-func planText(p *actions.Plan) string {
+func planLines(p *actions.Plan) []string {
 	lines := []string{"*Plan:* " + escape(p.Summary)}
 	if p.Method != "" {
 		lines = append(lines, "_"+escape(p.Method)+"_")
@@ -240,12 +246,12 @@ func planText(p *actions.Plan) string {
 	for _, o := range p.Observed {
 		lines = append(lines, ":eyes: _at plan time:_ "+escape(o))
 	}
-	return strings.Join(lines, "\n")
+	return lines
 }
 
 var stepIcons = map[string]string{"pending": ":white_circle:", "running": ":gear:", "done": ":white_check_mark:", "failed": ":x:", "skipped": ":fast_forward:", "rolled_back": ":leftwards_arrow_with_hook:"}
 
-func stepsText(steps []StepView) string {
+func stepLines(steps []StepView) []string {
 	var lines []string
 	for i, s := range steps {
 		ic := stepIcons[s.State]
@@ -265,7 +271,7 @@ func stepsText(steps []StepView) string {
 		}
 		lines = append(lines, line)
 	}
-	return strings.Join(lines, "\n")
+	return lines
 }
 
 func requestPlain(v RequestView) string {
@@ -298,12 +304,12 @@ func RenderWithRequests(r *report.Report, reqs []RequestLine) Message {
 	lines := []string{"*Action requests*"}
 	var plainLines []string
 	for _, q := range reqs {
-		s := fmt.Sprintf("%s *%s* requested by %s: %s", icon(q.State), escape(q.Kind), user(q.RequestedBy), stateText(q.State, q.RequestedBy, q.Approvals, q.Needed, ""))
+		s := fmt.Sprintf("%s *%s* requested by %s: %s", icon(q.State), escape(q.Kind), user(q.RequestedBy), stateText(q.State, q.RequestedBy, q.Approvals, q.Needed, q.Note))
 		if q.Note != "" {
 			s += " — " + escape(q.Note)
 		}
 		lines = append(lines, s)
-		plainLines = append(plainLines, fmt.Sprintf("%s requested by %s: %s", q.Kind, q.RequestedBy, stateText(q.State, q.RequestedBy, q.Approvals, q.Needed, "")))
+		plainLines = append(plainLines, fmt.Sprintf("%s requested by %s: %s", q.Kind, q.RequestedBy, stateText(q.State, q.RequestedBy, q.Approvals, q.Needed, q.Note)))
 	}
 	blk := section("requests", clip(strings.Join(lines, "\n"), MaxTextLen))
 	bs := msg.Blocks.BlockSet

@@ -40,6 +40,7 @@ type OutboxStore interface {
 	MarkRetry(ctx context.Context, id int64, next time.Time, errText string, countAttempt bool) error
 	MarkFailed(ctx context.Context, id int64, errText string) error
 	ReplaceOutboxBody(ctx context.Context, id int64, body []byte) error
+	OutboxEntry(ctx context.Context, id int64) (store.OutboxEntry, error)
 }
 
 // MetadataEventType marks chmedic's messages so that a restart can find
@@ -319,6 +320,20 @@ func (ob *Outbox) send(ctx context.Context, e store.OutboxEntry) bool {
 	if err := ob.store.MarkSending(ctx, e.ID); err != nil {
 		log.Error("outbox: marking sending failed; not sending it now", "err", err)
 		return false
+	}
+	// A pending entry's body may be replaced until it is marked sending
+	// (a burst of changes costs one call): send the body as it is now,
+	// not as it was listed.
+	if cur, err := ob.store.OutboxEntry(ctx, e.ID); err == nil {
+		var fresh Message
+		if err := json.Unmarshal(cur.Body, &fresh); err != nil {
+			log.Error("outbox: undecodable body; giving up on it", "err", err)
+			ob.markFailed(ctx, e, "undecodable body: "+err.Error(), log)
+			return false
+		}
+		msg, e.Body = fresh, cur.Body
+	} else {
+		log.Warn("outbox: re-reading the entry before sending failed; sending it as listed", "err", err)
 	}
 	if ob.api == nil {
 		// No bot token: the log is the channel.
