@@ -50,7 +50,11 @@ func runProbeCases(t *testing.T, spec Spec, cases []probeCase) {
 			defer cancel()
 			start := time.Now()
 			r := spec.Run(ctx, tg)
-			if el := time.Since(start); el > timeout+100*time.Millisecond {
+			// The hung cases' fakes delay an hour: a run back within
+			// seconds of its deadline honoured it. The margin is wide
+			// because a loaded machine (CI on 2 cores) schedules late;
+			// this is a bound, not a speed measurement.
+			if el := time.Since(start); el > timeout+2*time.Second {
 				t.Errorf("took %s, over the %s deadline", el, timeout)
 			}
 			if r.Status != c.status {
