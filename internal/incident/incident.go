@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/chmedic/chmedic/actions"
@@ -60,6 +61,9 @@ type Processor struct {
 	Now       func() time.Time
 	Log       *slog.Logger
 	Reports   Reports // may be nil: reports are not stored
+
+	choicesOnce sync.Once
+	choices     *playbookChoices // incident playbook choices (storm.go)
 }
 
 func (p *Processor) now() time.Time {
@@ -174,15 +178,10 @@ func (p *Processor) Process(ctx context.Context, n store.Notification, m *webhoo
 		return err
 	}
 	if inc != nil {
-		r.Incident = &report.Incident{}
-		for _, g := range inc.Groups {
-			r.Incident.Groups = append(r.Incident.Groups, report.Group{Title: g.Title, Status: g.Status, Firing: g.Firing})
-		}
+		r.Incident = incidentSummary(inc)
 		r.Status = "resolved"
-		for _, g := range inc.Groups {
-			if g.Status != "resolved" {
-				r.Status = "firing"
-			}
+		if inc.OpenGroups > 0 {
+			r.Status = "firing"
 		}
 		// The incident follows the most important runbook among its
 		// firing groups, not whichever group changed last.
@@ -287,29 +286,6 @@ func (p *Processor) refireIsNew(prev store.Thread, r *report.Report) bool {
 		started = p.now()
 	}
 	return started.Sub(resolved) > p.Config.Slack.RefireWindow
-}
-
-// incidentPlaybook picks the highest-priority playbook among the firing
-// groups of an incident (matched by their alert names).
-func (p *Processor) incidentPlaybook(inc *store.Incident, plan *Plan) *playbooks.Playbook {
-	best := plan.Playbook
-	for _, g := range inc.Groups {
-		if g.Status == "resolved" {
-			continue
-		}
-		lset := map[string]string{"alertname": g.Title}
-		if plan.Cluster != nil {
-			for k, v := range plan.Labels {
-				if k != "alertname" {
-					lset[k] = v
-				}
-			}
-		}
-		if pb, ok := p.Playbooks.Match(lset); ok && pb.Priority > best.Priority {
-			best = pb
-		}
-	}
-	return best
 }
 
 // followUp is the thread reply for a change worth a notification: the

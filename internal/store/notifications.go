@@ -181,6 +181,11 @@ func (s *Store) Prune(ctx context.Context, cutoff time.Time) (int64, error) {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM notification_groups WHERE updated_at < ?`, millis(cutoff)); err != nil {
 			return err
 		}
+		// Routing decisions older than the retention: the storm window is
+		// long past, and a group's own thread is in slack_threads.
+		if _, err := tx.ExecContext(ctx, `DELETE FROM group_threads WHERE created_at < ?`, millis(cutoff)); err != nil {
+			return err
+		}
 		res, err = tx.ExecContext(ctx, `DELETE FROM outbox WHERE state IN (?, ?, ?) AND created_at < ?`, OutboxSent, OutboxFailed, OutboxSuperseded, millis(cutoff))
 		if err != nil {
 			return err

@@ -24,8 +24,9 @@ import (
 
 // Store is the database handle. It is safe for concurrent use.
 type Store struct {
-	db  *sql.DB
-	now func() time.Time
+	db       *sql.DB
+	now      func() time.Time
+	counters *Counters // nil: not counted (see counting.go)
 }
 
 // Option configures a Store.
@@ -53,17 +54,18 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	q.Add("_pragma", "synchronous(FULL)")
 	q.Add("_pragma", "foreign_keys(1)")
 	q.Set("_txlock", "immediate")
-	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	s := &Store{now: time.Now}
+	for _, o := range opts {
+		o(s)
+	}
+	db, err := openDB("file:"+path+"?"+q.Encode(), s.counters)
 	if err != nil {
 		return nil, fmt.Errorf("store %s: %w", path, err)
 	}
 	// SQLite has one writer; a small pool avoids lock churn while WAL lets
 	// readers proceed.
 	db.SetMaxOpenConns(4)
-	s := &Store{db: db, now: time.Now}
-	for _, o := range opts {
-		o(s)
-	}
+	s.db = db
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("store %s: %w", path, err)
@@ -253,6 +255,8 @@ var migrations = []string{
 		scheduled_at INTEGER NOT NULL,
 		started_at   INTEGER NOT NULL
 	);`,
+	// 13 (storm ingest): routing decisions and incremental incident state (storm.go).
+	migrationIncidentState,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

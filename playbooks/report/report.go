@@ -104,7 +104,25 @@ type Confirm struct {
 
 // Incident summarises the alert groups folded into one storm message.
 type Incident struct {
-	Groups []Group `json:"groups"`
+	// Groups are the incident's top groups (not resolved first, the most
+	// recently changed first); Total counts all of them, Open those not
+	// resolved, Names all of them by alert name and status.
+	Groups []Group        `json:"groups"`
+	Total  int            `json:"total,omitempty"`
+	Open   int            `json:"open,omitempty"`
+	Names  []IncidentName `json:"names,omitempty"`
+}
+
+// Count is the number of groups in the incident.
+func (i *Incident) Count() int { return max(i.Total, len(i.Groups)) }
+
+// IncidentName counts an incident's groups of one alert name and status
+// and the alerts firing in them.
+type IncidentName struct {
+	Name   string `json:"name"`
+	Status string `json:"status"`
+	Groups int    `json:"groups"`
+	Firing int    `json:"firing"`
 }
 
 // Group is one alert group inside an incident.

@@ -56,9 +56,12 @@ func WriteText(w io.Writer, r *Report) error {
 		fmt.Fprintf(b, "%s\n", strings.TrimSpace(r.Description))
 	}
 	if r.Incident != nil {
-		fmt.Fprintf(b, "\nIncident: %d alert groups on this cluster\n", len(r.Incident.Groups))
+		fmt.Fprintf(b, "\nIncident: %d alert groups on this cluster\n", r.Incident.Count())
 		for _, g := range r.Incident.Groups {
 			fmt.Fprintf(b, "  - [%s] %s (%d firing)\n", strings.ToUpper(g.Status), g.Title, g.Firing)
+		}
+		if more := r.Incident.Count() - len(r.Incident.Groups); more > 0 {
+			fmt.Fprintf(b, "  - and %d more groups\n", more)
 		}
 	}
 	if r.Diagnosis != nil {
