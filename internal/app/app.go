@@ -138,7 +138,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 	a.mux = http.NewServeMux()
 	a.mux.Handle("POST /webhook", &webhook.Handler{
 		Auth: auth, MaxBodyBytes: int64(cfg.Webhook.MaxBodyBytes), DedupWindow: cfg.Webhook.DedupWindow,
-		Store: st, Queue: a.Queue, Metrics: wm, Log: log, Now: opts.Now,
+		// Concurrent requests share one transaction and one sync to disk.
+		Store: webhook.NewGroupCommit(st, webhook.GroupCommitOptions{BatchSize: wm.CommitBatch}), Queue: a.Queue, Metrics: wm, Log: log, Now: opts.Now,
 	})
 	a.mux.Handle("/webhook", &webhook.Handler{Metrics: wm, Log: log}) // other methods: 405 with a reason
 	a.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
