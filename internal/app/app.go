@@ -42,6 +42,9 @@ type Options struct {
 	Now        func() time.Time
 	// Slack clicks and slash commands (slack_interactions.go).
 	InteractionOptions
+	// NoOutbox does not run the Slack outbox: messages are queued and stay
+	// pending (benchmarks measuring the notification pipeline alone).
+	NoOutbox bool
 }
 
 // App is a running chmedic.
@@ -205,7 +208,12 @@ func (a *App) Run(ctx context.Context) error {
 	}
 	outCtx, stopOutbox := context.WithCancel(context.Background())
 	outDone := make(chan struct{})
-	go func() { defer close(outDone); a.Outbox.Run(outCtx) }()
+	go func() {
+		defer close(outDone)
+		if !a.opts.NoOutbox {
+			a.Outbox.Run(outCtx)
+		}
+	}()
 	apprCtx, stopApprovals := context.WithCancel(context.Background())
 	approvalsDone := a.runApprovals(apprCtx)
 	pruneDone := make(chan struct{})
@@ -250,7 +258,9 @@ func (a *App) Run(ctx context.Context) error {
 	<-approvalsDone
 	// Give the outbox a moment to deliver what the last notifications queued.
 	flush, cancelFlush := context.WithDeadline(context.Background(), deadline)
-	a.Outbox.Step(flush)
+	if !a.opts.NoOutbox {
+		a.Outbox.Step(flush)
+	}
 	cancelFlush()
 	stopOutbox()
 	<-outDone

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"time"
 )
 
 // PostsByThread counts the top-level posts queued (in any state) per
@@ -58,3 +59,22 @@ const migrationIncidentState = `CREATE TABLE group_threads (
 		open_groups = (SELECT COUNT(*) FROM incident_groups g WHERE g.incident_id = incidents.id AND g.status <> 'resolved');
 	INSERT INTO incident_titles (incident_id, title, status, groups, firing)
 		SELECT incident_id, title, status, COUNT(*), SUM(firing) FROM incident_groups GROUP BY incident_id, title, status;`
+
+// ProcessedTimes lists when the notifications finished processing (done,
+// failed or stale), in order (benchmarks read processing rates from it).
+func (s *Store) ProcessedTimes(ctx context.Context) ([]time.Time, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT processed_at FROM notifications WHERE processed_at IS NOT NULL ORDER BY processed_at`)
+	if err != nil {
+		return nil, fmt.Errorf("processed times: %w", err)
+	}
+	defer rows.Close()
+	var out []time.Time
+	for rows.Next() {
+		var ms int64
+		if err := rows.Scan(&ms); err != nil {
+			return nil, fmt.Errorf("processed times: %w", err)
+		}
+		out = append(out, fromMillis(ms))
+	}
+	return out, rows.Err()
+}
