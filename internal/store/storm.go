@@ -31,9 +31,11 @@ func (s *Store) PostsByThread(ctx context.Context) (map[string]int, error) {
 // them, so that concurrent workers fold a storm correctly), and each
 // incident's counts kept incrementally (groups, open groups, groups and
 // firing alerts by title and status) with the indexes that make every
-// per-notification statement a bounded lookup (outbox_thread_kind_state:
-// a thread's live post and its pending update, without reading the
-// thread's replies). Existing incidents are
+// per-notification statement a bounded lookup. The two outbox indexes
+// cover a thread's entries by kind and state (its live post, superseding
+// its pending updates) and by state in id order (its newest pending
+// message, whether an earlier entry is pending or in flight) without
+// reading the rows, whose bodies are large. Existing incidents are
 // counted once here.
 const migrationIncidentState = `CREATE TABLE group_threads (
 		group_key  TEXT PRIMARY KEY,
@@ -53,6 +55,7 @@ const migrationIncidentState = `CREATE TABLE group_threads (
 	);
 	CREATE INDEX incident_groups_key ON incident_groups (group_key);
 	CREATE INDEX outbox_thread_kind_state ON outbox (thread_key, kind, state, id);
+	CREATE INDEX outbox_thread_state ON outbox (thread_key, state, id, kind);
 	CREATE INDEX incident_groups_top ON incident_groups (incident_id, status = 'resolved', updated_at DESC);
 	UPDATE incidents SET
 		groups = (SELECT COUNT(*) FROM incident_groups g WHERE g.incident_id = incidents.id),
