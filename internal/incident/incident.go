@@ -178,7 +178,8 @@ func (p *Processor) Process(ctx context.Context, n store.Notification, m *webhoo
 		return err
 	}
 	if inc != nil {
-		r.Incident = incidentSummary(inc)
+		r.Incident = incidentView(inc, &report.Group{Title: r.Title, Status: m.Status, Firing: r.Firing,
+			Labels: report.LabelText(withoutAlertname(m.GroupLabels))})
 		r.Status = "resolved"
 		if inc.OpenGroups > 0 {
 			r.Status = "firing"
@@ -357,4 +358,14 @@ func withPrevious(body []byte, previous *chslack.PreviousMessage) ([]byte, error
 	}
 	msg.Previous = previous
 	return json.Marshal(msg)
+}
+
+func withoutAlertname(l map[string]string) map[string]string {
+	out := make(map[string]string, len(l))
+	for k, v := range l {
+		if k != "alertname" {
+			out[k] = v
+		}
+	}
+	return out
 }

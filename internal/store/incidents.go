@@ -9,7 +9,8 @@ import (
 )
 
 // IncidentTopGroups is how many of an incident's groups RouteGroup returns
-// (firing first, the most recently changed first); the counts cover all.
+// (firing first, the most firing alerts first, the most recently changed
+// first); the counts cover all.
 const IncidentTopGroups = 15
 
 // Incident folds several alert groups of one cluster into one message.
@@ -19,7 +20,8 @@ type Incident struct {
 	ThreadKey string
 	OpenedAt  time.Time
 	// Groups are the incident's top groups, at most IncidentTopGroups:
-	// those not resolved first, the most recently changed first.
+	// those not resolved first, the most firing alerts first, the most
+	// recently changed first.
 	Groups []IncidentGroup
 	// GroupCount is the number of groups in the incident, OpenGroups those
 	// of them not resolved.
@@ -84,7 +86,7 @@ const (
 	qIncident       = `SELECT cluster, thread_key, opened_at, groups, open_groups FROM incidents WHERE id = ?`
 	qIncidentTitles = `SELECT title, status, groups, firing FROM incident_titles WHERE incident_id = ? ORDER BY title, status`
 	qTopGroups      = `SELECT group_key, title, status, firing FROM incident_groups WHERE incident_id = ?
-		ORDER BY status = 'resolved', updated_at DESC LIMIT ?`
+		ORDER BY status = 'resolved', firing DESC, updated_at DESC LIMIT ?`
 )
 
 // RouteGroup decides which thread carries an alert group's message.

@@ -56,7 +56,7 @@ const migrationIncidentState = `CREATE TABLE group_threads (
 	CREATE INDEX incident_groups_key ON incident_groups (group_key);
 	CREATE INDEX outbox_thread_kind_state ON outbox (thread_key, kind, state, id);
 	CREATE INDEX outbox_thread_state ON outbox (thread_key, state, id, kind);
-	CREATE INDEX incident_groups_top ON incident_groups (incident_id, status = 'resolved', updated_at DESC);
+	CREATE INDEX incident_groups_top ON incident_groups (incident_id, status = 'resolved', firing DESC, updated_at DESC);
 	UPDATE incidents SET
 		groups = (SELECT COUNT(*) FROM incident_groups g WHERE g.incident_id = incidents.id),
 		open_groups = (SELECT COUNT(*) FROM incident_groups g WHERE g.incident_id = incidents.id AND g.status <> 'resolved');

@@ -10,17 +10,58 @@ import (
 	"github.com/chmedic/chmedic/playbooks/report"
 )
 
-// incidentSummary is what the incident message shows: the top groups and
-// the counts of all of them.
-func incidentSummary(inc *store.Incident) *report.Incident {
-	ri := &report.Incident{Total: inc.GroupCount, Open: inc.OpenGroups}
-	for _, g := range inc.Groups {
-		ri.Groups = append(ri.Groups, report.Group{Title: g.Title, Status: g.Status, Firing: g.Firing})
-	}
+// Bounds of the incident message's lists (the renderer may show fewer).
+const incidentAlertNames = 12
+
+// incidentView is the incident part of the report, from the incident's
+// incremental state (store.Incident: the counts of all its groups, by alert
+// name and status, and its top groups): counts by alert name, the top
+// groups, the group this change is about (latest). Its cost does not
+// depend on the number of groups in the incident.
+func incidentView(inc *store.Incident, latest *report.Group) *report.Incident {
+	v := &report.Incident{Total: inc.GroupCount, Latest: latest}
+	by := map[string]*report.AlertCount{}
+	var names []*report.AlertCount
 	for _, t := range inc.Titles {
-		ri.Names = append(ri.Names, report.IncidentName{Name: t.Title, Status: t.Status, Groups: t.Groups, Firing: t.Firing})
+		a := by[t.Title]
+		if a == nil {
+			a = &report.AlertCount{Name: t.Title}
+			by[t.Title] = a
+			names = append(names, a)
+		}
+		if t.Status == "resolved" {
+			v.ResolvedGroups += t.Groups
+			a.Resolved += t.Groups
+			continue
+		}
+		v.FiringGroups += t.Groups
+		v.FiringAlerts += t.Firing
+		a.Firing += t.Groups
+		a.FiringAlerts += t.Firing
 	}
-	return ri
+	sort.Slice(names, func(i, j int) bool {
+		a, b := names[i], names[j]
+		if a.Firing != b.Firing {
+			return a.Firing > b.Firing
+		}
+		if a.Resolved != b.Resolved {
+			return a.Resolved > b.Resolved
+		}
+		return a.Name < b.Name
+	})
+	for i, a := range names {
+		if i == incidentAlertNames {
+			v.MoreAlertNames = len(names) - i
+			break
+		}
+		v.ByAlert = append(v.ByAlert, *a)
+	}
+	// The store's order: firing first, the most firing alerts first, the
+	// most recently changed first.
+	for _, g := range inc.Groups {
+		v.Groups = append(v.Groups, report.Group{Title: g.Title, Status: g.Status, Firing: g.Firing})
+	}
+	return v
 }
 
 // incidentPlaybook picks the highest-priority playbook among the firing
