@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,6 +22,10 @@ func (d slowDiagnoser) Diagnose(_ context.Context, cluster string) (*diagnose.Di
 	return &diagnose.Diagnosis{Cluster: cluster, Status: probe.Crit, Verdict: "Coordination lost."}, nil
 }
 
+type atomicKicks struct{ n atomic.Int64 }
+
+func (k *atomicKicks) Kick() { k.n.Add(1) }
+
 // TestStormFoldsWithConcurrentWorkers: groups of one cluster arriving
 // together, processed by several workers at once, start at most
 // storm_threshold-1 messages of their own; every other group goes into the
@@ -28,6 +33,7 @@ func (d slowDiagnoser) Diagnose(_ context.Context, cluster string) (*diagnose.Di
 func TestStormFoldsWithConcurrentWorkers(t *testing.T) {
 	p, st, _ := newProcessor(t)
 	p.Diagnoser = slowDiagnoser{pause: 2 * time.Millisecond}
+	p.Outbox = new(atomicKicks)
 	ctx := context.Background()
 	const groups, workers = 1000, 8
 	work := make(chan int)

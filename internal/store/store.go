@@ -17,6 +17,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -27,6 +28,12 @@ type Store struct {
 	db       *sql.DB
 	now      func() time.Time
 	counters *Counters // nil: not counted (see counting.go)
+	// txMu queues this process's write transactions in Go rather than in
+	// SQLite's busy handler, which sleeps and retries (not in order): under
+	// load (a storm, a burst of webhooks) a writer could wait out
+	// busy_timeout and fail with SQLITE_BUSY. Other processes (the CLI)
+	// still meet the busy timeout.
+	txMu sync.Mutex
 }
 
 // Option configures a Store.
@@ -293,6 +300,8 @@ func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
 }
 
 func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
+	s.txMu.Lock()
+	defer s.txMu.Unlock()
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
