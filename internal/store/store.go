@@ -34,6 +34,8 @@ type Store struct {
 	// busy_timeout and fail with SQLITE_BUSY. Other processes (the CLI)
 	// still meet the busy timeout.
 	txMu sync.Mutex
+	// The background WAL checkpointer (checkpoint.go).
+	ckStop, ckDone chan struct{}
 }
 
 // Option configures a Store.
@@ -60,6 +62,8 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	// webhook answers 200 only once the notification is committed.
 	q.Add("_pragma", "synchronous(FULL)")
 	q.Add("_pragma", "foreign_keys(1)")
+	// Checkpoints run in the background, not inside a commit (checkpoint.go).
+	q.Add("_pragma", "wal_autocheckpoint(0)")
 	q.Set("_txlock", "immediate")
 	s := &Store{now: time.Now}
 	for _, o := range opts {
@@ -77,11 +81,15 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("store %s: %w", path, err)
 	}
+	s.startCheckpointer()
 	return s, nil
 }
 
 // Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error {
+	s.stopCheckpointer()
+	return s.db.Close()
+}
 
 // Ping checks that the database is writable (for /readyz).
 func (s *Store) Ping(ctx context.Context) error {
