@@ -9,6 +9,8 @@ import (
 // WAL's committed pages into the database file.
 const checkpointEvery = time.Second
 
+const checkpointStatement = `PRAGMA wal_checkpoint(PASSIVE)`
+
 // SQLite's automatic checkpoint runs inside the commit that crosses 1,000
 // WAL pages, so that commit (and, with group commit, every webhook request
 // of its batch) waits for the copy and the database file's sync: the tail
@@ -31,7 +33,7 @@ func (s *Store) startCheckpointer() {
 			case <-t.C:
 				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 				// An error (busy, closing) is retried at the next tick.
-				s.db.ExecContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`)
+				s.db.ExecContext(ctx, checkpointStatement)
 				cancel()
 			}
 		}
