@@ -63,7 +63,7 @@ type Processor struct {
 	Reports   Reports // may be nil: reports are not stored
 
 	choicesOnce sync.Once
-	choices     *playbookChoices // incident playbook choices (storm.go)
+	choices     *playbookChoices // incident playbook choices (storm_state.go)
 }
 
 func (p *Processor) now() time.Time {
