@@ -13,6 +13,9 @@ type Metrics struct {
 	QueueDepth  prometheus.Gauge
 	InFlight    prometheus.Gauge
 	Duration    prometheus.Histogram
+	// CommitBatch observes how many notifications each group commit
+	// stored in one transaction (groupcommit.go).
+	CommitBatch prometheus.Histogram
 }
 
 // NewMetrics creates the metrics and registers them with reg (which may be nil).
@@ -47,6 +50,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help:    "Time to process one notification (diagnosis, report, outbox).",
 			Buckets: prometheus.ExponentialBuckets(0.005, 2, 14),
 		}),
+		CommitBatch: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "chmedic_webhook_commit_batch_size",
+			Help:    "Notifications stored by one transaction and one sync to disk (group commit of concurrent webhook requests).",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 9),
+		}),
 	}
 	for _, reason := range []string{"unauthorized", "method", "too_large", "bad_json", "bad_version", "missing_group_key", "missing_alerts", "bad_status", "missing_labels", "empty", "read_error", "queue_full", "store_error"} {
 		m.Rejected.WithLabelValues(reason)
@@ -58,7 +66,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.QueueErrors.WithLabelValues(op)
 	}
 	if reg != nil {
-		reg.MustRegister(m.Received, m.Rejected, m.Processed, m.QueueErrors, m.QueueDepth, m.InFlight, m.Duration)
+		reg.MustRegister(m.Received, m.Rejected, m.Processed, m.QueueErrors, m.QueueDepth, m.InFlight, m.Duration, m.CommitBatch)
 	}
 	return m
 }

@@ -42,6 +42,9 @@ type Options struct {
 	Now        func() time.Time
 	// Slack clicks and slash commands (slack_interactions.go).
 	InteractionOptions
+	// NoOutbox does not run the Slack outbox: messages are queued and stay
+	// pending (benchmarks measuring the notification pipeline alone).
+	NoOutbox bool
 }
 
 // App is a running chmedic.
@@ -138,7 +141,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 	a.mux = http.NewServeMux()
 	a.mux.Handle("POST /webhook", &webhook.Handler{
 		Auth: auth, MaxBodyBytes: int64(cfg.Webhook.MaxBodyBytes), DedupWindow: cfg.Webhook.DedupWindow,
-		Store: st, Queue: a.Queue, Metrics: wm, Log: log, Now: opts.Now,
+		// Concurrent requests share one transaction and one sync to disk.
+		Store: webhook.NewGroupCommit(st, webhook.GroupCommitOptions{BatchSize: wm.CommitBatch}), Queue: a.Queue, Metrics: wm, Log: log, Now: opts.Now,
 	})
 	a.mux.Handle("/webhook", &webhook.Handler{Metrics: wm, Log: log}) // other methods: 405 with a reason
 	a.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
@@ -204,7 +208,12 @@ func (a *App) Run(ctx context.Context) error {
 	}
 	outCtx, stopOutbox := context.WithCancel(context.Background())
 	outDone := make(chan struct{})
-	go func() { defer close(outDone); a.Outbox.Run(outCtx) }()
+	go func() {
+		defer close(outDone)
+		if !a.opts.NoOutbox {
+			a.Outbox.Run(outCtx)
+		}
+	}()
 	apprCtx, stopApprovals := context.WithCancel(context.Background())
 	approvalsDone := a.runApprovals(apprCtx)
 	freezesDone := a.runFreezes(apprCtx) // DDL freeze reminders and expiry (freezes.go)
@@ -251,7 +260,9 @@ func (a *App) Run(ctx context.Context) error {
 	<-freezesDone
 	// Give the outbox a moment to deliver what the last notifications queued.
 	flush, cancelFlush := context.WithDeadline(context.Background(), deadline)
-	a.Outbox.Step(flush)
+	if !a.opts.NoOutbox {
+		a.Outbox.Step(flush)
+	}
 	cancelFlush()
 	stopOutbox()
 	<-outDone

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/chmedic/chmedic/actions"
@@ -60,6 +61,9 @@ type Processor struct {
 	Now       func() time.Time
 	Log       *slog.Logger
 	Reports   Reports // may be nil: reports are not stored
+
+	choicesOnce sync.Once
+	choices     *playbookChoices // incident playbook choices (storm_state.go)
 }
 
 func (p *Processor) now() time.Time {
@@ -174,15 +178,11 @@ func (p *Processor) Process(ctx context.Context, n store.Notification, m *webhoo
 		return err
 	}
 	if inc != nil {
-		r.Incident = &report.Incident{}
-		for _, g := range inc.Groups {
-			r.Incident.Groups = append(r.Incident.Groups, report.Group{Title: g.Title, Status: g.Status, Firing: g.Firing})
-		}
+		r.Incident = incidentView(inc, &report.Group{Title: r.Title, Status: m.Status, Firing: r.Firing,
+			Labels: report.LabelText(withoutAlertname(m.GroupLabels))})
 		r.Status = "resolved"
-		for _, g := range inc.Groups {
-			if g.Status != "resolved" {
-				r.Status = "firing"
-			}
+		if inc.OpenGroups > 0 {
+			r.Status = "firing"
 		}
 		// The incident follows the most important runbook among its
 		// firing groups, not whichever group changed last.
@@ -289,29 +289,6 @@ func (p *Processor) refireIsNew(prev store.Thread, r *report.Report) bool {
 	return started.Sub(resolved) > p.Config.Slack.RefireWindow
 }
 
-// incidentPlaybook picks the highest-priority playbook among the firing
-// groups of an incident (matched by their alert names).
-func (p *Processor) incidentPlaybook(inc *store.Incident, plan *Plan) *playbooks.Playbook {
-	best := plan.Playbook
-	for _, g := range inc.Groups {
-		if g.Status == "resolved" {
-			continue
-		}
-		lset := map[string]string{"alertname": g.Title}
-		if plan.Cluster != nil {
-			for k, v := range plan.Labels {
-				if k != "alertname" {
-					lset[k] = v
-				}
-			}
-		}
-		if pb, ok := p.Playbooks.Match(lset); ok && pb.Priority > best.Priority {
-			best = pb
-		}
-	}
-	return best
-}
-
 // followUp is the thread reply for a change worth a notification: the
 // group resolved, fired again, gained or lost firing alerts, or (in an
 // incident) one of its groups changed.
@@ -381,4 +358,14 @@ func withPrevious(body []byte, previous *chslack.PreviousMessage) ([]byte, error
 	}
 	msg.Previous = previous
 	return json.Marshal(msg)
+}
+
+func withoutAlertname(l map[string]string) map[string]string {
+	out := make(map[string]string, len(l))
+	for k, v := range l {
+		if k != "alertname" {
+			out[k] = v
+		}
+	}
+	return out
 }

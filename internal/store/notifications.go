@@ -49,34 +49,9 @@ type Notification struct {
 // events even within the window.
 func (s *Store) Accept(ctx context.Context, n Notification, window time.Duration) (id int64, duplicate bool, err error) {
 	now := s.now()
-	if n.ReceivedAt.IsZero() {
-		n.ReceivedAt = now
-	}
 	err = s.tx(ctx, func(tx *sql.Tx) error {
-		if window > 0 {
-			var key string
-			var recv int64
-			err := tx.QueryRowContext(ctx,
-				`SELECT id, dedup_key, received_at FROM notifications WHERE group_key = ? ORDER BY id DESC LIMIT 1`,
-				n.GroupKey).Scan(&id, &key, &recv)
-			switch {
-			case err == nil:
-				if key == n.DedupKey && recv >= millis(n.ReceivedAt.Add(-window)) {
-					duplicate = true
-					return nil
-				}
-			case !errors.Is(err, sql.ErrNoRows):
-				return err
-			}
-		}
-		res, err := tx.ExecContext(ctx,
-			`INSERT INTO notifications (received_at, group_key, status, receiver, alert_count, dedup_key, payload, state)
-			 VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-			millis(n.ReceivedAt), n.GroupKey, n.Status, n.Receiver, n.AlertCount, n.DedupKey, n.Payload, StatePending)
-		if err != nil {
-			return err
-		}
-		id, err = res.LastInsertId()
+		var err error
+		id, duplicate, err = acceptTx(ctx, tx, n, window, now)
 		return err
 	})
 	if err != nil {
@@ -179,6 +154,11 @@ func (s *Store) Prune(ctx context.Context, cutoff time.Time) (int64, error) {
 		// Marks of groups idle for longer than the retention: every
 		// notification they could order is gone too.
 		if _, err := tx.ExecContext(ctx, `DELETE FROM notification_groups WHERE updated_at < ?`, millis(cutoff)); err != nil {
+			return err
+		}
+		// Routing decisions older than the retention: the storm window is
+		// long past, and a group's own thread is in slack_threads.
+		if _, err := tx.ExecContext(ctx, `DELETE FROM group_threads WHERE created_at < ?`, millis(cutoff)); err != nil {
 			return err
 		}
 		res, err = tx.ExecContext(ctx, `DELETE FROM outbox WHERE state IN (?, ?, ?) AND created_at < ?`, OutboxSent, OutboxFailed, OutboxSuperseded, millis(cutoff))

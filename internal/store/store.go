@@ -17,6 +17,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -24,8 +25,17 @@ import (
 
 // Store is the database handle. It is safe for concurrent use.
 type Store struct {
-	db  *sql.DB
-	now func() time.Time
+	db       *sql.DB
+	now      func() time.Time
+	counters *Counters // nil: not counted (see counting.go)
+	// txMu queues this process's write transactions in Go rather than in
+	// SQLite's busy handler, which sleeps and retries (not in order): under
+	// load (a storm, a burst of webhooks) a writer could wait out
+	// busy_timeout and fail with SQLITE_BUSY. Other processes (the CLI)
+	// still meet the busy timeout.
+	txMu sync.Mutex
+	// The background WAL checkpointer (checkpoint.go).
+	ckStop, ckDone chan struct{}
 }
 
 // Option configures a Store.
@@ -52,27 +62,34 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	// webhook answers 200 only once the notification is committed.
 	q.Add("_pragma", "synchronous(FULL)")
 	q.Add("_pragma", "foreign_keys(1)")
+	// Checkpoints run in the background, not inside a commit (checkpoint.go).
+	q.Add("_pragma", "wal_autocheckpoint(0)")
 	q.Set("_txlock", "immediate")
-	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	s := &Store{now: time.Now}
+	for _, o := range opts {
+		o(s)
+	}
+	db, err := openDB("file:"+path+"?"+q.Encode(), s.counters)
 	if err != nil {
 		return nil, fmt.Errorf("store %s: %w", path, err)
 	}
 	// SQLite has one writer; a small pool avoids lock churn while WAL lets
 	// readers proceed.
 	db.SetMaxOpenConns(4)
-	s := &Store{db: db, now: time.Now}
-	for _, o := range opts {
-		o(s)
-	}
+	s.db = db
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("store %s: %w", path, err)
 	}
+	s.startCheckpointer()
 	return s, nil
 }
 
 // Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error {
+	s.stopCheckpointer()
+	return s.db.Close()
+}
 
 // Ping checks that the database is writable (for /readyz).
 func (s *Store) Ping(ctx context.Context) error {
@@ -265,6 +282,8 @@ var migrations = []string{
 		body        TEXT NOT NULL
 	);
 	CREATE INDEX freezes_cluster ON freezes (cluster, state);`,
+	// 14 (storm ingest): routing decisions and incremental incident state (storm.go).
+	migrationIncidentState,
 }
 
 func (s *Store) migrate(ctx context.Context) error {
@@ -301,6 +320,8 @@ func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
 }
 
 func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
+	s.txMu.Lock()
+	defer s.txMu.Unlock()
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err

@@ -1,0 +1,114 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"sync/atomic"
+)
+
+// Counters count the statements the store sends to SQLite and the rows
+// they return, for tests and benchmarks that check the cost of an operation
+// (e.g. that processing one notification does not read more as an
+// incident grows). A Store opened WithCounters counts into it.
+type Counters struct {
+	Statements atomic.Int64
+	Rows       atomic.Int64
+}
+
+// WithCounters makes the store count its statements and rows into c.
+func WithCounters(c *Counters) Option { return func(s *Store) { s.counters = c } }
+
+// openDB opens the database, counting through c when it is set.
+func openDB(dsn string, c *Counters) (*sql.DB, error) {
+	if c == nil {
+		return sql.Open("sqlite", dsn)
+	}
+	probe, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, err
+	}
+	d := probe.Driver()
+	probe.Close()
+	return sql.OpenDB(countingConnector{d: d, dsn: dsn, c: c}), nil
+}
+
+type countingConnector struct {
+	d   driver.Driver
+	dsn string
+	c   *Counters
+}
+
+func (cc countingConnector) Connect(context.Context) (driver.Conn, error) {
+	conn, err := cc.d.Open(cc.dsn)
+	if err != nil {
+		return nil, err
+	}
+	return &countingConn{Conn: conn, c: cc.c}, nil
+}
+
+func (cc countingConnector) Driver() driver.Driver { return cc.d }
+
+// countingConn forwards to the SQLite connection, counting.
+type countingConn struct {
+	driver.Conn
+	c *Counters
+}
+
+func (c *countingConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
+	return c.Conn.(driver.ConnBeginTx).BeginTx(ctx, opts)
+}
+
+func (c *countingConn) PrepareContext(ctx context.Context, q string) (driver.Stmt, error) {
+	return c.Conn.(driver.ConnPrepareContext).PrepareContext(ctx, q)
+}
+
+func (c *countingConn) ExecContext(ctx context.Context, q string, args []driver.NamedValue) (driver.Result, error) {
+	if q != checkpointStatement { // the background checkpoint is no operation's cost
+		c.c.Statements.Add(1)
+	}
+	return c.Conn.(driver.ExecerContext).ExecContext(ctx, q, args)
+}
+
+func (c *countingConn) QueryContext(ctx context.Context, q string, args []driver.NamedValue) (driver.Rows, error) {
+	c.c.Statements.Add(1)
+	r, err := c.Conn.(driver.QueryerContext).QueryContext(ctx, q, args)
+	if err != nil {
+		return nil, err
+	}
+	return &countingRows{Rows: r, c: c.c}, nil
+}
+
+func (c *countingConn) Ping(ctx context.Context) error {
+	if p, ok := c.Conn.(driver.Pinger); ok {
+		return p.Ping(ctx)
+	}
+	return nil
+}
+
+func (c *countingConn) ResetSession(ctx context.Context) error {
+	if r, ok := c.Conn.(driver.SessionResetter); ok {
+		return r.ResetSession(ctx)
+	}
+	return nil
+}
+
+func (c *countingConn) IsValid() bool {
+	if v, ok := c.Conn.(driver.Validator); ok {
+		return v.IsValid()
+	}
+	return true
+}
+
+type countingRows struct {
+	driver.Rows
+	c *Counters
+}
+
+func (r *countingRows) Next(dest []driver.Value) error {
+	err := r.Rows.Next(dest)
+	if err == nil {
+		r.c.Rows.Add(1)
+	}
+	return err
+}
