@@ -295,12 +295,22 @@ func (s *Store) queryOutbox(ctx context.Context, where string, args ...any) ([]O
 // replies that themselves wait for the thread's first message (its earlier
 // post was refused for good); they follow the post.
 func (s *Store) DueOutbox(ctx context.Context, now time.Time, limit int) ([]OutboxEntry, error) {
-	return s.queryOutbox(ctx, `o.state = ? AND o.next_attempt_at <= ?
+	where, args := dueOutboxWhere(now, limit)
+	return s.queryOutbox(ctx, where, args...)
+}
+
+// dueOutboxWhere is DueOutbox's condition. The states of the per-thread
+// check are literals so that SQLite can use the partial index outbox_live
+// (the live entries only): its cost does not grow with the thread's
+// delivered history.
+func dueOutboxWhere(now time.Time, limit int) (string, []any) {
+	return `o.state = ? AND o.next_attempt_at <= ?
 		AND (o.kind = ? OR COALESCE(t.ts, '') <> '')
-		AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.thread_key = o.thread_key AND p.id < o.id AND p.state IN (?, ?)
+		AND NOT EXISTS (SELECT 1 FROM outbox p INDEXED BY outbox_live WHERE p.thread_key = o.thread_key AND p.id < o.id
+			AND p.state IN ('` + OutboxPending + `', '` + OutboxSending + `')
 			AND NOT (o.kind = ? AND p.kind <> ? AND p.state = ? AND COALESCE(t.ts, '') = ''))
 		ORDER BY o.id LIMIT ?`,
-		OutboxPending, millis(now), KindPost, OutboxPending, OutboxSending, KindPost, KindPost, OutboxPending, limit)
+		[]any{OutboxPending, millis(now), KindPost, KindPost, KindPost, OutboxPending, limit}
 }
 
 // InFlightOutbox lists entries handed to Slack whose outcome was never
