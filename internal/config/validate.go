@@ -221,6 +221,7 @@ func (d *decoder) validateSlack(s *Slack) {
 	d.positive("slack.storm_window", s.StormWindow)
 	d.validateSlackInteractivity(s)
 	d.nonNegative("slack.refire_window", s.RefireWindow)
+	d.validateSlackStorm(s)
 }
 
 // secretGiven reports whether any of the keys of the secret at path (path,

@@ -217,6 +217,11 @@ func (ob *Outbox) Step(ctx context.Context) time.Duration {
 	defer ob.mu.Unlock()
 	wait := ob.o.Poll
 	ob.forgetWrites()
+	if ss, ok := ob.store.(summaryStore); ok {
+		if _, err := ss.FlushDueSummaries(ctx, ob.o.Now(), 20); err != nil {
+			ob.o.Log.Error("outbox: queuing the due incident summaries failed; retrying on the next step", "err", err)
+		}
+	}
 	due, err := ob.store.DueOutbox(ctx, ob.o.Now(), 50)
 	if err != nil {
 		ob.o.Log.Error("outbox: listing due entries failed", "err", err)
@@ -371,6 +376,10 @@ func (ob *Outbox) send(ctx context.Context, e store.OutboxEntry) bool {
 		log.Error("outbox: undecodable body; giving up on it", "err", err)
 		ob.markFailed(ctx, e, "undecodable body: "+err.Error(), log)
 		return false
+	}
+	if msg.Summary != nil {
+		log = log.With("summary_changes", msg.Summary.Changes, "summary_span", summaryAge(*msg.Summary))
+		msg = RenderSummary(*msg.Summary)
 	}
 	if ob.api == nil {
 		// No bot token: the log is the channel.

@@ -83,6 +83,10 @@ type ThreadChange struct {
 	// in Offers superseded: their buttons are no longer on the message.
 	SupersedeOffers bool
 	Offers          []string
+	// Summary, for an incident thread, is the group change this message
+	// reflects: batched into the thread's next summary reply instead of a
+	// reply per group (outbox_summaries.go).
+	Summary *SummaryChange
 }
 
 // ThreadChangeResult holds the outbox ids ApplyThreadChange queued.
@@ -129,6 +133,11 @@ func (s *Store) ApplyThreadChange(ctx context.Context, c ThreadChange) (ThreadCh
 				return err
 			}
 			if res.ReplyID, err = insertOutbox(tx, ctx, threadKey, KindReply, ch, c.Reply, now); err != nil {
+				return err
+			}
+		}
+		if c.Summary != nil {
+			if err := recordSummary(ctx, tx, threadKey, *c.Summary, now); err != nil {
 				return err
 			}
 		}

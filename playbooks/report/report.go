@@ -104,7 +104,31 @@ type Confirm struct {
 
 // Incident summarises the alert groups folded into one storm message.
 type Incident struct {
+	// Groups are the top groups (firing first, the most alerts first):
+	// bounded, so Total may be larger.
 	Groups []Group `json:"groups"`
+	// Total, FiringGroups and ResolvedGroups count every group of the
+	// incident, FiringAlerts their firing alerts. Zero Total (a report
+	// stored before they existed): Groups is the whole incident.
+	Total          int `json:"total,omitempty"`
+	FiringGroups   int `json:"firing_groups,omitempty"`
+	ResolvedGroups int `json:"resolved_groups,omitempty"`
+	FiringAlerts   int `json:"firing_alerts,omitempty"`
+	// ByAlert counts the groups by alert name, the most firing first
+	// (bounded; MoreAlertNames are left out).
+	ByAlert        []AlertCount `json:"by_alert,omitempty"`
+	MoreAlertNames int          `json:"more_alert_names,omitempty"`
+	// Latest is the group whose change this version of the message
+	// reflects.
+	Latest *Group `json:"latest,omitempty"`
+}
+
+// AlertCount counts an incident's groups of one alert name.
+type AlertCount struct {
+	Name         string `json:"name"`
+	Firing       int    `json:"firing"`
+	Resolved     int    `json:"resolved"`
+	FiringAlerts int    `json:"firing_alerts"`
 }
 
 // Group is one alert group inside an incident.
@@ -112,6 +136,17 @@ type Group struct {
 	Title  string `json:"title"`
 	Status string `json:"status"`
 	Firing int    `json:"firing"`
+	// Labels are the group's labels other than alertname ("instance=ch-1"),
+	// when known.
+	Labels string `json:"labels,omitempty"`
+}
+
+// Count is the number of groups in the incident.
+func (i *Incident) Count() int {
+	if i.Total > 0 {
+		return i.Total
+	}
+	return len(i.Groups)
 }
 
 // Input is what Build needs.

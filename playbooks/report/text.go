@@ -55,10 +55,31 @@ func WriteText(w io.Writer, r *Report) error {
 	if r.Description != "" && r.Description != r.Summary {
 		fmt.Fprintf(b, "%s\n", strings.TrimSpace(r.Description))
 	}
-	if r.Incident != nil {
-		fmt.Fprintf(b, "\nIncident: %d alert groups on this cluster\n", len(r.Incident.Groups))
-		for _, g := range r.Incident.Groups {
+	if inc := r.Incident; inc != nil {
+		fmt.Fprintf(b, "\nIncident: %d alert groups on this cluster", inc.Count())
+		if inc.Total > 0 {
+			fmt.Fprintf(b, " (%d firing, %d resolved; %d alerts firing)", inc.FiringGroups, inc.ResolvedGroups, inc.FiringAlerts)
+		}
+		fmt.Fprintln(b)
+		if g := inc.Latest; g != nil {
+			fmt.Fprintf(b, "Latest: [%s] %s %s (%d firing)\n", strings.ToUpper(g.Status), g.Title, g.Labels, g.Firing)
+		}
+		for _, a := range inc.ByAlert {
+			fmt.Fprintf(b, "  %s: %d groups firing (%d alerts), %d resolved\n", a.Name, a.Firing, a.FiringAlerts, a.Resolved)
+		}
+		if inc.MoreAlertNames > 0 {
+			fmt.Fprintf(b, "  and %d more alert names\n", inc.MoreAlertNames)
+		}
+		// The top groups only: the text stays bounded however large the storm.
+		const shown = 10
+		for i, g := range inc.Groups {
+			if i == shown {
+				break
+			}
 			fmt.Fprintf(b, "  - [%s] %s (%d firing)\n", strings.ToUpper(g.Status), g.Title, g.Firing)
+		}
+		if more := inc.Count() - min(len(inc.Groups), shown); more > 0 {
+			fmt.Fprintf(b, "  and %d more groups\n", more)
 		}
 	}
 	if r.Diagnosis != nil {
