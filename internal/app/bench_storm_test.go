@@ -54,7 +54,10 @@ func BenchmarkAlertBurstToSlack(b *testing.B) {
 		var wg sync.WaitGroup
 		for j := range 3 {
 			wg.Add(1)
-			go func() { defer wg.Done(); postWebhook(b, url, payload(fmt.Sprintf("burst-%d-%d-%d", time.Now().UnixNano(), i, j))) }()
+			go func() {
+				defer wg.Done()
+				postWebhook(b, url, payload(fmt.Sprintf("burst-%d-%d-%d", time.Now().UnixNano(), i, j)))
+			}()
 		}
 		wg.Wait()
 		for len(slk.Messages("C0CHMEDIC1")) < before+3 {
