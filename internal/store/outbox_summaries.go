@@ -140,8 +140,18 @@ func recordSummary(ctx context.Context, tx *sql.Tx, threadKey string, c SummaryC
 // so that a thread gets at most one summary per interval. It returns how
 // many were queued.
 func (s *Store) FlushDueSummaries(ctx context.Context, now time.Time, limit int) (int, error) {
+	// Called on every outbox step: a read first, so that the write lock
+	// is taken only when a summary is due.
+	var any int
+	err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM (SELECT 1 FROM thread_summaries WHERE due_at > 0 AND due_at <= ? LIMIT 1)`, millis(now)).Scan(&any)
+	if err != nil {
+		return 0, fmt.Errorf("outbox: due summaries: %w", err)
+	}
+	if any == 0 {
+		return 0, nil
+	}
 	n := 0
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err = s.tx(ctx, func(tx *sql.Tx) error {
 		rows, err := tx.QueryContext(ctx, `SELECT thread_key, batch, interval_ms, last_outbox_id FROM thread_summaries WHERE due_at > 0 AND due_at <= ? ORDER BY due_at LIMIT ?`,
 			millis(now), limit)
 		if err != nil {
@@ -178,7 +188,9 @@ func (s *Store) FlushDueSummaries(ctx context.Context, now time.Time, limit int)
 				switch {
 				case err != nil: // pruned: long delivered
 				case state == OutboxPending || state == OutboxSending:
-					next = millis(now) + 1000
+					// The previous summary is not delivered yet (Slack
+					// down?): keep accumulating, look again in a while.
+					next = millis(now) + 5000
 				case state == OutboxSent && sent+d.interval > millis(now):
 					next = sent + d.interval
 				}
