@@ -173,14 +173,18 @@ func upsertMessage(ctx context.Context, tx *sql.Tx, c ThreadChange, now, resolve
 	}
 	var ts string
 	var live int
-	if err := tx.QueryRowContext(ctx, `SELECT ts, (SELECT COUNT(*) FROM outbox WHERE thread_key = ? AND kind = ? AND state IN (?, ?, ?))
+	// EXISTS, not COUNT: the thread's post is among its first entries, so
+	// this does not read the thread's whole history.
+	if err := tx.QueryRowContext(ctx, `SELECT ts, EXISTS (SELECT 1 FROM outbox WHERE thread_key = ? AND kind = ? AND state IN (?, ?, ?))
 		FROM slack_threads WHERE thread_key = ?`, threadKey, KindPost, OutboxPending, OutboxSending, OutboxSent, threadKey).Scan(&ts, &live); err != nil {
 		return 0, err
 	}
 	// Replace a post or update still waiting (not yet handed to Slack).
 	var id int64
 	var kind string
-	err = tx.QueryRowContext(ctx, `SELECT id, kind FROM outbox WHERE thread_key = ? AND kind IN (?, ?) AND state = ? ORDER BY id DESC LIMIT 1`,
+	// Through the live entries' index: not the thread's history.
+	err = tx.QueryRowContext(ctx, `SELECT id, kind FROM outbox INDEXED BY outbox_live WHERE thread_key = ? AND kind IN (?, ?)
+		AND state IN ('`+OutboxPending+`', '`+OutboxSending+`') AND state = ? ORDER BY id DESC LIMIT 1`,
 		threadKey, KindPost, KindUpdate, OutboxPending).Scan(&id, &kind)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return 0, err
