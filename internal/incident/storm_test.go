@@ -142,7 +142,11 @@ func TestStorm1000GroupsBoundedSlackCalls(t *testing.T) {
 				reflected = r.clock.Now().Sub(last)
 			}
 		}
-		r.clock.Add(250 * time.Millisecond)
+		if reflected < 0 || r.clock.Now().Sub(last) < 15*time.Second {
+			r.clock.Add(250 * time.Millisecond)
+		} else {
+			r.clock.Add(time.Second) // the summaries' minute needs no finer steps
+		}
 	}
 	var top []slackfake.Message
 	for _, m := range r.fake.Messages(stormChannel) {
