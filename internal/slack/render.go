@@ -83,7 +83,11 @@ func Render(r *report.Report) Message {
 		}
 	}
 	if r.Status == "resolved" {
-		add(section("resolved", resolvedText(r)))
+		if r.Incident != nil {
+			add(section("resolved", fmt.Sprintf(":white_check_mark: *Resolved:* all %d alert groups of this incident resolved.", r.Incident.Count())))
+		} else {
+			add(section("resolved", resolvedText(r)))
+		}
 	}
 	add(slack.NewDividerBlock())
 	for _, s := range r.Sections {

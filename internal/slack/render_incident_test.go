@@ -116,3 +116,24 @@ func summaryFixture() store.SummaryBatch {
 		Latest: []store.SummaryGroup{{Title: "KeeperLastGroup", Status: "firing", Firing: 3}, {Title: "<!here>", Status: "resolved"}},
 	}
 }
+
+// TestRenderIncidentResolved: a resolved incident says all its groups
+// resolved, not the alerts of the group that resolved last.
+func TestRenderIncidentResolved(t *testing.T) {
+	r := stormReport(t)
+	r.Status = "resolved"
+	r.Incident.FiringGroups, r.Incident.ResolvedGroups, r.Incident.FiringAlerts = 0, 1000, 0
+	r.Incident.Latest = &report.Group{Title: "KeeperLastGroup", Status: "resolved"}
+	msg := Render(r)
+	blocks := checkValid(t, msg)
+	b, ok := blockByID(blocks, "resolved")
+	if !ok || textOf(b["text"]) != ":white_check_mark: *Resolved:* all 1000 alert groups of this incident resolved." {
+		t.Errorf("resolved block %v", b)
+	}
+	if h := textOf(blocks[0]["text"]); h != ":white_check_mark: RESOLVED: Incident on prod: 1000 alert groups" {
+		t.Errorf("header %q", h)
+	}
+	if _, ok := blockByID(blocks, "actions"); ok {
+		t.Error("a resolved incident offers actions")
+	}
+}
