@@ -176,7 +176,7 @@ func (p *Processor) Process(ctx context.Context, n store.Notification, m *webhoo
 	var totals store.IncidentTotals
 	if inc != nil {
 		r.Incident, totals = incidentView(inc, report.Group{Title: r.Title, Status: m.Status, Firing: r.Firing,
-			Labels: report.LabelText(withoutAlertname(m.GroupLabels))})
+			Labels: groupLabels(m.GroupLabels)})
 		r.Status = "resolved"
 		for _, g := range inc.Groups {
 			if g.Status != "resolved" {
@@ -396,12 +396,17 @@ func withPrevious(body []byte, previous *chslack.PreviousMessage) ([]byte, error
 	return json.Marshal(msg)
 }
 
-func withoutAlertname(l map[string]string) map[string]string {
+// groupLabels names a group by its labels other than alertname, "" when
+// it has none.
+func groupLabels(l map[string]string) string {
 	out := make(map[string]string, len(l))
 	for k, v := range l {
 		if k != "alertname" {
 			out[k] = v
 		}
 	}
-	return out
+	if len(out) == 0 {
+		return ""
+	}
+	return report.LabelText(out)
 }
