@@ -106,6 +106,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 	}
 	a.Engine = engine
 	a.closers = append(a.closers, closeEngine)
+	// Counter rates against the previous round: no wait on the path from
+	// an alert to its message (KeepSamplesWarm in Run keeps them recent).
+	engine.RememberSamples()
 
 	var api chslack.API
 	if cfg.Slack.Enabled() {
@@ -117,7 +120,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 	} else {
 		log.Warn("no Slack bot token configured: messages are written to this log instead of Slack")
 	}
-	a.Outbox = chslack.NewOutbox(st, api, chslack.OutboxOptions{Log: log, Registerer: a.reg, Now: opts.Now})
+	a.Outbox = chslack.NewOutbox(st, api, outboxOptions(cfg, chslack.OutboxOptions{Log: log, Registerer: a.reg, Now: opts.Now}))
 
 	a.Processor = &incident.Processor{Config: cfg, Playbooks: pbs, Diagnoser: engine, Store: st, Outbox: a.Outbox, Log: log, Now: opts.Now}
 	if err := a.setupApprovals(ctx); err != nil {
@@ -219,6 +222,8 @@ func (a *App) Run(ctx context.Context) error {
 	freezesDone := a.runFreezes(apprCtx) // DDL freeze reminders and expiry (freezes.go)
 	pruneDone := make(chan struct{})
 	go func() { defer close(pruneDone); prune(outCtx, a.Store, a.cfg.Store.Retention, a.log) }()
+	samplesDone := make(chan struct{})
+	go func() { defer close(samplesDone); a.Engine.KeepSamplesWarm(outCtx, time.Minute) }()
 	digestsDone := make(chan struct{})
 	go func() { defer close(digestsDone); a.DigestScheduler.CatchUp(outCtx); a.DigestScheduler.Run(outCtx) }()
 
@@ -268,6 +273,7 @@ func (a *App) Run(ctx context.Context) error {
 	<-outDone
 	<-pruneDone
 	<-digestsDone
+	<-samplesDone
 	a.log.Info("stopped")
 	return runErr
 }

@@ -26,6 +26,12 @@ func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
 // Slack fake.
 func startApp(tb testing.TB, cacheTTL string) (*App, *slackfake.Server) {
 	tb.Helper()
+	return startAppSlack(tb, cacheTTL, "  storm_threshold: 100000\n")
+}
+
+// startAppSlack is startApp with more slack.* keys (indented two spaces).
+func startAppSlack(tb testing.TB, cacheTTL, slackKeys string) (*App, *slackfake.Server) {
+	tb.Helper()
 	env := testenv.Shared(tb)
 	slk := slackfake.New(tb, slackfake.Options{})
 	dir := tb.TempDir()
@@ -49,8 +55,7 @@ slack:
   bot_token_file: slack-token
   channel: C0CHMEDIC1
   api_url: %s
-  storm_threshold: 100000
-`, cacheTTL, env.ProbeUser, nodes.String(), env.ZooKeeper.Addr, slk.URL())
+%s`, cacheTTL, env.ProbeUser, nodes.String(), env.ZooKeeper.Addr, slk.URL(), slackKeys)
 	path := filepath.Join(dir, "chmedic.yaml")
 	os.WriteFile(path, []byte(yaml), 0o600)
 	cfg, err := config.Load(path)

@@ -368,6 +368,22 @@ type Slack struct {
 	// Commands is who may use the slash command (commands); see
 	// slack_commands.go.
 	Commands SlackCommands `yaml:"commands"`
+
+	// Storm-proof output (validated in slack_storm.go).
+	//
+	// CoalesceWindow (coalesce_window) [3s]: a message is written (posted
+	// or updated) at most once per window; the changes within it are
+	// coalesced into one update carrying the latest version. 0: updates go
+	// out as soon as Slack's rate limits allow.
+	CoalesceWindow time.Duration `yaml:"coalesce_window"`
+	// SummaryInterval (summary_interval) [1m]: an incident's thread gets
+	// at most one summary reply per interval, batching its groups' changes,
+	// instead of a reply per group.
+	SummaryInterval time.Duration `yaml:"summary_interval"`
+	// PostBurst (post_burst) [3]: posts one channel may take at once
+	// before they are paced at one per second (Slack's per-channel limit
+	// allows short bursts).
+	PostBurst int `yaml:"post_burst"`
 }
 
 // Enabled reports whether chmedic posts to Slack (a bot token is set).
@@ -433,6 +449,10 @@ func defaults() *Config {
 			AppName:           "chmedic",
 			UserGroupCacheTTL: 5 * time.Minute,
 			RefireWindow:      time.Hour,
+			// storm-proof output
+			CoalesceWindow:  3 * time.Second,
+			SummaryInterval: time.Minute,
+			PostBurst:       3,
 		},
 		Digests: defaultDigests(),
 	}

@@ -223,6 +223,7 @@ func (d *decoder) validateSlack(s *Slack) {
 	d.validateSlackInteractivity(s)
 	d.nonNegative("slack.refire_window", s.RefireWindow)
 	d.validateSlackCommands(&s.Commands)
+	d.validateSlackStorm(s)
 }
 
 // secretGiven reports whether any of the keys of the secret at path (path,

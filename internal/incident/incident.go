@@ -177,9 +177,11 @@ func (p *Processor) Process(ctx context.Context, n store.Notification, m *webhoo
 	if err != nil {
 		return err
 	}
+	var totals store.IncidentTotals
 	if inc != nil {
 		r.Incident = incidentView(inc, &report.Group{Title: r.Title, Status: m.Status, Firing: r.Firing,
-			Labels: report.LabelText(withoutAlertname(m.GroupLabels))})
+			Labels: groupLabels(m.GroupLabels)})
+		totals = incidentTotals(r.Incident)
 		r.Status = "resolved"
 		if inc.OpenGroups > 0 {
 			r.Status = "firing"
@@ -232,6 +234,13 @@ func (p *Processor) Process(ctx context.Context, n store.Notification, m *webhoo
 		}
 		msg.Previous = &chslack.PreviousMessage{Channel: prev.Channel, TS: prev.TS, ResolvedText: resolved.UTC().Format("2006-01-02 15:04 UTC")}
 	} else if known {
+		if inc != nil {
+			// A group's change in an incident: batched into the thread's
+			// next summary reply (at most one per slack.summary_interval),
+			// not a reply per group.
+			change.Summary = &store.SummaryChange{Totals: totals, Batch: true, Interval: p.Config.Slack.SummaryInterval,
+				Group: store.SummaryGroup{Title: r.Title, Status: m.Status, Firing: r.Firing}}
+		}
 		if note := followUp(prev, r, inc != nil, m); note != "" {
 			// The note carries alert names and label values: escaped for
 			// Slack, as they are for the log. A quick re-fire is also
@@ -242,6 +251,11 @@ func (p *Processor) Process(ctx context.Context, n store.Notification, m *webhoo
 			}
 			change.Reply = reply
 		}
+	}
+	if inc != nil && change.Summary == nil {
+		// The incident's first message shows its groups: the totals are
+		// the start of its first summary.
+		change.Summary = &store.SummaryChange{Totals: totals, Interval: p.Config.Slack.SummaryInterval}
 	}
 	body, err := Encode(r, msg.Previous)
 	if err == nil && p.Reports != nil {
@@ -302,8 +316,10 @@ func followUp(prev store.Thread, r *report.Report, incident bool, m *webhook.Mes
 		return fmt.Sprintf(":white_check_mark: Resolved at %s UTC: %s.", when.UTC().Format("15:04:05"), resolvedList(m))
 	case prev.Status == "resolved" && r.Status == "firing":
 		return fmt.Sprintf(":fire: Firing again: %d alert(s).", r.Firing)
-	case incident && prev.Status != "":
-		return fmt.Sprintf("Alert group %s is now %s (%d firing).", r.Title, m.Status, r.Firing)
+	case incident:
+		// A group's change in an incident goes into the thread's batched
+		// summary (ThreadChange.Summary), not a reply of its own.
+		return ""
 	case prev.Status == "firing" && r.Firing > prev.Firing:
 		return fmt.Sprintf(":arrow_up: %d alerts firing now (was %d).", r.Firing, prev.Firing)
 	case prev.Status == "firing" && r.Firing < prev.Firing && r.Firing > 0:
@@ -360,12 +376,17 @@ func withPrevious(body []byte, previous *chslack.PreviousMessage) ([]byte, error
 	return json.Marshal(msg)
 }
 
-func withoutAlertname(l map[string]string) map[string]string {
+// groupLabels names a group by its labels other than alertname, "" when
+// it has none.
+func groupLabels(l map[string]string) string {
 	out := make(map[string]string, len(l))
 	for k, v := range l {
 		if k != "alertname" {
 			out[k] = v
 		}
 	}
-	return out
+	if len(out) == 0 {
+		return ""
+	}
+	return report.LabelText(out)
 }

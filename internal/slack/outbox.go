@@ -33,7 +33,7 @@ type API interface {
 type OutboxStore interface {
 	DueOutbox(ctx context.Context, now time.Time, limit int) ([]store.OutboxEntry, error)
 	DueInFlight(ctx context.Context, now time.Time, limit int) ([]store.OutboxEntry, error)
-	MarkSending(ctx context.Context, id int64) error
+	ClaimOutbox(ctx context.Context, id int64) ([]byte, string, error)
 	MarkOutcomeUnknown(ctx context.Context, id int64, next time.Time, errText string) error
 	MarkLookupFailed(ctx context.Context, id int64, next time.Time, errText string) error
 	MarkSent(ctx context.Context, id int64, channel, ts string) error
@@ -52,6 +52,15 @@ type OutboxOptions struct {
 	// PostInterval is the minimum gap between posts to one channel (Slack
 	// allows about one message per second per channel). Default 1s.
 	PostInterval time.Duration
+	// PostBurst is how many posts one channel may take at once before
+	// PostInterval paces it (a token bucket: Slack allows short bursts
+	// above one per second). Default 3; 1 paces strictly.
+	PostBurst int
+	// CoalesceWindow is the shortest time between two writes (post or
+	// update) of one message: the changes within it are coalesced into
+	// one chat.update carrying the latest body (slack.coalesce_window).
+	// Default 3s; negative: updates go out as soon as the rate limits allow.
+	CoalesceWindow time.Duration
 	// UpdateInterval is the minimum gap between chat.update calls (Tier 3,
 	// about 50 per minute). Default 1.2s.
 	UpdateInterval time.Duration
@@ -91,7 +100,8 @@ type Outbox struct {
 	o     OutboxOptions
 	kick  chan struct{}
 
-	lastPost    map[string]time.Time
+	posts       map[string]*bucket   // per channel
+	lastWrite   map[string]time.Time // per thread: its message's last post or update
 	lastUpdate  time.Time
 	pausedUntil map[string]time.Time // by API method after a 429; by pause scope after an operator error
 	channelIDs  map[string]string    // #name → ID
@@ -113,6 +123,12 @@ type Outbox struct {
 func NewOutbox(st OutboxStore, api API, o OutboxOptions) *Outbox {
 	if o.PostInterval <= 0 {
 		o.PostInterval = time.Second
+	}
+	if o.PostBurst <= 0 {
+		o.PostBurst = 3
+	}
+	if o.CoalesceWindow == 0 {
+		o.CoalesceWindow = 3 * time.Second
 	}
 	if o.UpdateInterval <= 0 {
 		o.UpdateInterval = 1200 * time.Millisecond
@@ -146,7 +162,7 @@ func NewOutbox(st OutboxStore, api API, o OutboxOptions) *Outbox {
 	}
 	ob := &Outbox{
 		store: st, api: api, o: o, kick: make(chan struct{}, 1),
-		lastPost: map[string]time.Time{}, pausedUntil: map[string]time.Time{}, channelIDs: map[string]string{}, configErrs: map[string]string{},
+		posts: map[string]*bucket{}, lastWrite: map[string]time.Time{}, pausedUntil: map[string]time.Time{}, channelIDs: map[string]string{}, configErrs: map[string]string{},
 		sent: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "chmedic_slack_messages_total", Help: "Slack messages delivered, by kind (post, update, reply).",
 		}, []string{"kind"}),
@@ -201,6 +217,12 @@ func (ob *Outbox) Step(ctx context.Context) time.Duration {
 	ob.mu.Lock()
 	defer ob.mu.Unlock()
 	wait := ob.o.Poll
+	ob.forgetWrites()
+	if ss, ok := ob.store.(summaryStore); ok {
+		if _, err := ss.FlushDueSummaries(ctx, ob.o.Now(), 20); err != nil {
+			ob.o.Log.Error("outbox: queuing the due incident summaries failed; retrying on the next step", "err", err)
+		}
+	}
 	due, err := ob.store.DueOutbox(ctx, ob.o.Now(), 50)
 	if err != nil {
 		ob.o.Log.Error("outbox: listing due entries failed", "err", err)
@@ -283,15 +305,39 @@ func (ob *Outbox) notBefore(e store.OutboxEntry) time.Duration {
 		}
 	}
 	if e.Kind == store.KindUpdate {
+		// Coalescing: one write of a message per window; the versions
+		// stored meanwhile replace the pending update.
+		if ob.o.CoalesceWindow > 0 {
+			if next := ob.lastWrite[e.ThreadKey].Add(ob.o.CoalesceWindow); now.Before(next) {
+				return next.Sub(now)
+			}
+		}
 		if next := ob.lastUpdate.Add(ob.o.UpdateInterval); now.Before(next) {
 			return next.Sub(now)
 		}
 		return 0
 	}
-	if next := ob.lastPost[channelOf(e)].Add(ob.o.PostInterval); now.Before(next) {
-		return next.Sub(now)
+	return ob.bucket(channelOf(e)).wait(now, ob.o.PostBurst, ob.o.PostInterval)
+}
+
+func (ob *Outbox) bucket(channel string) *bucket {
+	b := ob.posts[channel]
+	if b == nil {
+		b = &bucket{}
+		ob.posts[channel] = b
 	}
-	return 0
+	return b
+}
+
+// forgetWrites drops the coalescing marks older than the window (bounded
+// by the messages written within it).
+func (ob *Outbox) forgetWrites() {
+	now := ob.o.Now()
+	for k, at := range ob.lastWrite {
+		if now.Sub(at) >= ob.o.CoalesceWindow {
+			delete(ob.lastWrite, k)
+		}
+	}
 }
 
 func methodOf(kind string) string {
@@ -311,15 +357,30 @@ func channelOf(e store.OutboxEntry) string {
 // send delivers one entry; it reports whether it was delivered.
 func (ob *Outbox) send(ctx context.Context, e store.OutboxEntry) bool {
 	log := ob.o.Log.With("outbox_id", e.ID, "kind", e.Kind, "thread_key", e.ThreadKey)
+	// Claiming returns the version to send: a newer one stored since the
+	// entry was listed replaced it, and the listed one is never sent.
+	b, ch, err := ob.store.ClaimOutbox(ctx, e.ID)
+	if errors.Is(err, store.ErrNotFound) {
+		log.Debug("outbox: entry no longer pending (superseded or claimed meanwhile); not sending it")
+		return false
+	}
+	if err != nil {
+		log.Error("outbox: marking sending failed; not sending it now", "err", err)
+		return false
+	}
+	e.Body = b
+	if ch != "" {
+		e.Channel = ch
+	}
 	var msg Message
 	if err := json.Unmarshal(e.Body, &msg); err != nil {
 		log.Error("outbox: undecodable body; giving up on it", "err", err)
 		ob.markFailed(ctx, e, "undecodable body: "+err.Error(), log)
 		return false
 	}
-	if err := ob.store.MarkSending(ctx, e.ID); err != nil {
-		log.Error("outbox: marking sending failed; not sending it now", "err", err)
-		return false
+	if msg.Summary != nil {
+		log = log.With("summary_changes", msg.Summary.Changes, "summary_span", summaryAge(*msg.Summary))
+		msg = RenderSummary(*msg.Summary)
 	}
 	// A pending entry's body may be replaced until it is marked sending
 	// (a burst of changes costs one call): send the body as it is now,
@@ -364,14 +425,14 @@ func (ob *Outbox) send(ctx context.Context, e store.OutboxEntry) bool {
 		opts = append(opts, slack.MsgOptionBlocks(msg.Blocks.BlockSet...))
 	}
 	var channel, ts string
-	var err error
 	now := ob.o.Now()
 	switch e.Kind {
 	case store.KindPost:
-		ob.lastPost[e.Channel] = now
+		ob.bucket(e.Channel).take(now, ob.o.PostBurst, ob.o.PostInterval)
+		ob.lastWrite[e.ThreadKey] = now
 		channel, ts, err = ob.api.PostMessageContext(cctx, e.Channel, opts...)
 	case store.KindReply:
-		ob.lastPost[e.ThreadChannel] = now
+		ob.bucket(e.ThreadChannel).take(now, ob.o.PostBurst, ob.o.PostInterval)
 		opts = append(opts, slack.MsgOptionTS(e.ThreadTS))
 		if msg.Broadcast {
 			opts = append(opts, slack.MsgOptionBroadcast())
@@ -379,6 +440,7 @@ func (ob *Outbox) send(ctx context.Context, e store.OutboxEntry) bool {
 		channel, ts, err = ob.api.PostMessageContext(cctx, e.ThreadChannel, opts...)
 	case store.KindUpdate:
 		ob.lastUpdate = now
+		ob.lastWrite[e.ThreadKey] = now
 		channel, ts, _, err = ob.api.UpdateMessageContext(cctx, e.ThreadChannel, e.ThreadTS, opts...)
 	case store.KindReplyUpdate:
 		ob.lastUpdate = now

@@ -3,9 +3,16 @@ package slack
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/slack-go/slack"
 )
+
+// summaryStore is implemented by stores that batch incident summaries
+// (*store.Store): the due ones are queued as replies before each step.
+type summaryStore interface {
+	FlushDueSummaries(ctx context.Context, now time.Time, limit int) (int, error)
+}
 
 // keyedReplyStore is implemented by stores that keep keyed replies
 // (*store.Store): replies updated in place, such as an approval request's

@@ -97,11 +97,13 @@ func TestOutboxPostUpdateReplyInOrder(t *testing.T) {
 	}
 	upd := h.upsert("group:a", "second")
 	reply, _ := h.st.EnqueueReply(ctx, "group:a", body(t, "a follow-up"))
-	// The update is rate limited (Tier 3); the reply waits behind it.
+	// The update is rate limited (Tier 3) and coalesced (one write of the
+	// message per 3s window); the reply waits behind it.
 	h.clock.Add(2 * time.Second)
 	ob.Step(ctx)
 	ob.Step(ctx)
 	h.clock.Add(2 * time.Second)
+	ob.Step(ctx)
 	ob.Step(ctx)
 	if e := h.entry(upd); e.State != store.OutboxSent {
 		t.Fatalf("update: %+v", e)
@@ -125,9 +127,11 @@ func TestOutboxPostUpdateReplyInOrder(t *testing.T) {
 	}
 }
 
+// TestOutboxPerChannelPostInterval: with PostBurst 1 posts to one channel
+// are paced strictly (the default burst is TestOutboxPostBurstThenPaced).
 func TestOutboxPerChannelPostInterval(t *testing.T) {
 	h := newHarness(t)
-	ob := h.outbox(5 * time.Second)
+	ob := NewOutbox(h.st, slack.New(slackfake.DefaultToken, slack.OptionAPIURL(h.fake.URL())), OutboxOptions{Now: h.clock.Now, CallTimeout: 5 * time.Second, PostBurst: 1})
 	ctx := context.Background()
 	a := h.upsert("group:a", "a")
 	b := h.upsert("group:b", "b")

@@ -14,6 +14,7 @@ import (
 
 	"github.com/slack-go/slack"
 
+	"github.com/chmedic/chmedic/internal/store"
 	"github.com/chmedic/chmedic/playbooks/diagnose"
 	"github.com/chmedic/chmedic/playbooks/probe"
 	"github.com/chmedic/chmedic/playbooks/report"
@@ -42,6 +43,9 @@ type Message struct {
 	// Previous, on a post, is the message this one follows (a group that
 	// fired again long after it resolved): the outbox links it.
 	Previous *PreviousMessage `json:"previous,omitempty"`
+	// Summary, on a reply, is an incident's batched summary: the outbox
+	// renders it (RenderSummary) when it sends it.
+	Summary *store.SummaryBatch `json:"summary,omitempty"`
 }
 
 // PreviousMessage names an earlier message of the same alert group.
@@ -59,18 +63,31 @@ func Render(r *report.Report) Message {
 	add := func(b slack.Block) { bs = append(bs, b) }
 
 	add(slack.NewHeaderBlock(plain(clip(headerText(r), MaxHeaderLen))))
-	add(slack.NewContextBlock("meta", mrkdwn(metaText(r))))
-	if r.Diagnosis != nil {
-		add(section("verdict", "*Diagnosis:* "+escape(r.Diagnosis.Verdict)))
-	}
-	if s := summaryText(r); s != "" {
-		add(section("summary", s))
-	}
 	if r.Incident != nil {
-		add(section("incident", incidentText(r.Incident)))
+		// An incident: its totals, the latest change, the counts by alert
+		// name, the top groups — not the alerts of the group that changed.
+		add(slack.NewContextBlock("meta", mrkdwn(incidentMeta(r))))
+		if r.Diagnosis != nil {
+			add(section("verdict", "*Diagnosis:* "+escape(r.Diagnosis.Verdict)))
+		}
+		for _, b := range incidentBlocks(r) {
+			add(b)
+		}
+	} else {
+		add(slack.NewContextBlock("meta", mrkdwn(metaText(r))))
+		if r.Diagnosis != nil {
+			add(section("verdict", "*Diagnosis:* "+escape(r.Diagnosis.Verdict)))
+		}
+		if s := summaryText(r); s != "" {
+			add(section("summary", s))
+		}
 	}
 	if r.Status == "resolved" {
-		add(section("resolved", resolvedText(r)))
+		if r.Incident != nil {
+			add(section("resolved", fmt.Sprintf(":white_check_mark: *Resolved:* all %d alert groups of this incident resolved.", r.Incident.Count())))
+		} else {
+			add(section("resolved", resolvedText(r)))
+		}
 	}
 	add(slack.NewDividerBlock())
 	for _, s := range r.Sections {
@@ -78,7 +95,11 @@ func Render(r *report.Report) Message {
 			add(section(s.Name, "*"+s.Title+"*\n"+s.Body))
 		}
 	}
-	for i, text := range findingsTexts(r) {
+	limit := maxFindings
+	if r.Incident != nil {
+		limit = incidentFindingsShown
+	}
+	for i, text := range findingsTexts(r, limit) {
 		add(section(fmt.Sprintf("findings-%d", i), text))
 	}
 	if c := causeText(r.Diagnosis); c != "" {
@@ -92,7 +113,8 @@ func Render(r *report.Report) Message {
 	if r.Status != "resolved" && len(r.Actions) > 0 {
 		add(actionsBlock(r.Actions))
 	}
-	if l := linksText(r.Links); l != "" {
+	// An incident's links would be those of the group that changed last.
+	if l := linksText(r.Links); l != "" && r.Incident == nil {
 		add(slack.NewContextBlock("links", mrkdwn(l)))
 	}
 	add(slack.NewContextBlock("footer", mrkdwn(footerText(r))))
@@ -103,7 +125,7 @@ func Render(r *report.Report) Message {
 		if r.Status != "resolved" && len(r.Actions) > 0 {
 			tail++
 		}
-		if linksText(r.Links) != "" {
+		if linksText(r.Links) != "" && r.Incident == nil {
 			tail++
 		}
 		bs = append(bs[:MaxBlocks-tail-1], append([]slack.Block{section("omitted", "_Some sections were left out to fit Slack's 50-block limit; run `chmedic diagnose` for the full report._")}, bs[len(bs)-tail:]...)...)
@@ -171,7 +193,7 @@ func headerText(r *report.Report) string {
 	}
 	title := r.Title
 	if r.Incident != nil {
-		title = fmt.Sprintf("Incident on %s: %d alert groups", r.Cluster, len(r.Incident.Groups))
+		title = fmt.Sprintf("Incident on %s: %d alert groups", r.Cluster, r.Incident.Count())
 	}
 	return mark + ": " + title
 }
@@ -240,22 +262,6 @@ func resolvedText(r *report.Report) string {
 	return fmt.Sprintf(":white_check_mark: *Resolved* %s: %d alert(s) resolved.", when, r.Resolved)
 }
 
-func incidentText(inc *report.Incident) string {
-	lines := []string{"*Alert groups in this incident:*"}
-	for i, g := range inc.Groups {
-		if i == 15 {
-			lines = append(lines, fmt.Sprintf("_… and %d more groups_", len(inc.Groups)-i))
-			break
-		}
-		icon := ":red_circle:"
-		if g.Status == "resolved" {
-			icon = ":white_check_mark:"
-		}
-		lines = append(lines, fmt.Sprintf("%s %s (%d firing)", icon, escape(g.Title), g.Firing))
-	}
-	return strings.Join(lines, "\n")
-}
-
 func statusIcon(s probe.Status) string {
 	switch s {
 	case probe.Crit:
@@ -269,7 +275,7 @@ func statusIcon(s probe.Status) string {
 }
 
 // findingsTexts renders the live findings into as few sections as fit.
-func findingsTexts(r *report.Report) []string {
+func findingsTexts(r *report.Report, maxFindings int) []string {
 	head := "*Live findings*"
 	if r.Diagnosis != nil {
 		head += fmt.Sprintf(" _(%d checks on cluster %s in %s",
@@ -457,7 +463,7 @@ func footerText(r *report.Report) string {
 func fallbackText(r *report.Report) string {
 	title := r.Title
 	if r.Incident != nil {
-		title = fmt.Sprintf("Incident: %d alert groups", len(r.Incident.Groups))
+		title = fmt.Sprintf("Incident: %d alert groups", r.Incident.Count())
 	}
 	s := fmt.Sprintf("[%s] %s", strings.ToUpper(r.Status), title)
 	if r.Cluster != "" {

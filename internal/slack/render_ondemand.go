@@ -45,7 +45,7 @@ func RenderOnDemand(r *report.Report, askedBy string) Message {
 		add(section("verdict", "*Diagnosis:* "+escape(r.Diagnosis.Verdict)))
 	}
 	add(slack.NewDividerBlock())
-	for i, text := range findingsTexts(r) {
+	for i, text := range findingsTexts(r, maxFindings) {
 		add(section(fmt.Sprintf("findings-%d", i), text))
 	}
 	if c := causeText(r.Diagnosis); c != "" {

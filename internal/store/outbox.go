@@ -83,6 +83,10 @@ type ThreadChange struct {
 	// in Offers superseded: their buttons are no longer on the message.
 	SupersedeOffers bool
 	Offers          []string
+	// Summary, for an incident thread, is the group change this message
+	// reflects: batched into the thread's next summary reply instead of a
+	// reply per group (outbox_summaries.go).
+	Summary *SummaryChange
 }
 
 // ThreadChangeResult holds the outbox ids ApplyThreadChange queued.
@@ -132,6 +136,11 @@ func (s *Store) ApplyThreadChange(ctx context.Context, c ThreadChange) (ThreadCh
 				return err
 			}
 		}
+		if c.Summary != nil {
+			if err := recordSummary(ctx, tx, threadKey, *c.Summary, now); err != nil {
+				return err
+			}
+		}
 		if c.SupersedeOffers {
 			return supersedeOffers(ctx, tx, threadKey, c.Offers)
 		}
@@ -164,14 +173,18 @@ func upsertMessage(ctx context.Context, tx *sql.Tx, c ThreadChange, now, resolve
 	}
 	var ts string
 	var live int
-	if err := tx.QueryRowContext(ctx, `SELECT ts, (SELECT COUNT(*) FROM outbox WHERE thread_key = ? AND kind = ? AND state IN (?, ?, ?))
+	// EXISTS, not COUNT: the thread's post is among its first entries, so
+	// this does not read the thread's whole history.
+	if err := tx.QueryRowContext(ctx, `SELECT ts, EXISTS (SELECT 1 FROM outbox WHERE thread_key = ? AND kind = ? AND state IN (?, ?, ?))
 		FROM slack_threads WHERE thread_key = ?`, threadKey, KindPost, OutboxPending, OutboxSending, OutboxSent, threadKey).Scan(&ts, &live); err != nil {
 		return 0, err
 	}
 	// Replace a post or update still waiting (not yet handed to Slack).
 	var id int64
 	var kind string
-	err = tx.QueryRowContext(ctx, `SELECT id, kind FROM outbox WHERE thread_key = ? AND kind IN (?, ?) AND state = ? ORDER BY id DESC LIMIT 1`,
+	// Through the live entries' index: not the thread's history.
+	err = tx.QueryRowContext(ctx, `SELECT id, kind FROM outbox INDEXED BY outbox_live WHERE thread_key = ? AND kind IN (?, ?)
+		AND state IN ('`+OutboxPending+`', '`+OutboxSending+`') AND state = ? ORDER BY id DESC LIMIT 1`,
 		threadKey, KindPost, KindUpdate, OutboxPending).Scan(&id, &kind)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return 0, err
@@ -295,12 +308,22 @@ func (s *Store) queryOutbox(ctx context.Context, where string, args ...any) ([]O
 // replies that themselves wait for the thread's first message (its earlier
 // post was refused for good); they follow the post.
 func (s *Store) DueOutbox(ctx context.Context, now time.Time, limit int) ([]OutboxEntry, error) {
-	return s.queryOutbox(ctx, `o.state = ? AND o.next_attempt_at <= ?
+	where, args := dueOutboxWhere(now, limit)
+	return s.queryOutbox(ctx, where, args...)
+}
+
+// dueOutboxWhere is DueOutbox's condition. The states of the per-thread
+// check are literals so that SQLite can use the partial index outbox_live
+// (the live entries only): its cost does not grow with the thread's
+// delivered history.
+func dueOutboxWhere(now time.Time, limit int) (string, []any) {
+	return `o.state = ? AND o.next_attempt_at <= ?
 		AND (o.kind = ? OR COALESCE(t.ts, '') <> '')
-		AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.thread_key = o.thread_key AND p.id < o.id AND p.state IN (?, ?)
+		AND NOT EXISTS (SELECT 1 FROM outbox p INDEXED BY outbox_live WHERE p.thread_key = o.thread_key AND p.id < o.id
+			AND p.state IN ('` + OutboxPending + `', '` + OutboxSending + `')
 			AND NOT (o.kind = ? AND p.kind <> ? AND p.state = ? AND COALESCE(t.ts, '') = ''))
 		ORDER BY o.id LIMIT ?`,
-		OutboxPending, millis(now), KindPost, OutboxPending, OutboxSending, KindPost, KindPost, OutboxPending, limit)
+		[]any{OutboxPending, millis(now), KindPost, KindPost, KindPost, OutboxPending, limit}
 }
 
 // InFlightOutbox lists entries handed to Slack whose outcome was never

@@ -284,6 +284,21 @@ var migrations = []string{
 	CREATE INDEX freezes_cluster ON freezes (cluster, state);`,
 	// 14 (storm ingest): routing decisions and incremental incident state (storm.go).
 	migrationIncidentState,
+	// 15 (storm-proof Slack output) the live outbox entries (pending or in
+	// flight) by thread: the due query's per-thread order check reads only
+	// them, not the thread's delivered history; and the incident threads'
+	// batched summary replies (outbox_summaries.go).
+	`CREATE INDEX outbox_live ON outbox (thread_key, id) WHERE state IN ('pending', 'sending');
+	CREATE TABLE thread_summaries (
+		thread_key     TEXT PRIMARY KEY,
+		totals         BLOB NOT NULL,
+		batch          BLOB,
+		due_at         INTEGER NOT NULL DEFAULT 0,
+		interval_ms    INTEGER NOT NULL DEFAULT 0,
+		last_outbox_id INTEGER NOT NULL DEFAULT 0,
+		flushed_at     INTEGER NOT NULL DEFAULT 0
+	);
+	CREATE INDEX thread_summaries_due ON thread_summaries (due_at) WHERE due_at > 0;`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

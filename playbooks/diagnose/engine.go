@@ -82,6 +82,9 @@ type Engine struct {
 	// previous round (one entry per configured node: bounded), so that a
 	// round can tell that the epoch just changed.
 	zxids map[string]map[string]zxidMark
+	// samples, when set (RememberSamples), keeps counter samples between
+	// rounds (samples.go).
+	samples *probe.Samples
 
 	rounds   *prometheus.CounterVec
 	requests *prometheus.CounterVec
@@ -397,7 +400,8 @@ func (e *Engine) round(parent context.Context, c *Cluster) *Diagnosis {
 }
 
 func (e *Engine) target(c *Cluster, n ClickHouseNode) *probe.Target {
-	return &probe.Target{Cluster: c.Name, Node: n.Name, Addr: n.Addr, ClickHouse: n.Conn, Thresholds: e.opts.Thresholds, Now: e.opts.Now}
+	return &probe.Target{Cluster: c.Name, Node: n.Name, Addr: n.Addr, ClickHouse: n.Conn, Thresholds: e.opts.Thresholds, Now: e.opts.Now,
+		Samples: e.sampleMemory()}
 }
 
 func (e *Engine) runOne(ctx context.Context, s probe.Spec, t *probe.Target) (r probe.Result) {

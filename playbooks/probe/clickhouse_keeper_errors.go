@@ -1,8 +1,15 @@
 package probe
 
 // clickhouse.keeper_errors — the client-side view of coordination failures:
-// system.events WHERE event LIKE 'ZooKeeper%', sampled twice (500 ms apart, or
-// less to fit the context deadline) to turn counters into rates.
+// system.events WHERE event LIKE 'ZooKeeper%', turned from counters into
+// rates. With a sample memory (Target.Samples: the server's engine keeps
+// each node's last sample between rounds) the rates are computed against
+// the previous round's sample when it is recent (at most keeperErrorsMaxAge
+// old): one query, no wait on the critical path, and the summary says over
+// how long ("over the last 15s"). Without a recent sample such a round has
+// only the counter totals, says so ("counter totals, no rate yet") and
+// leaves its sample for the next round. Without a memory (chmedic diagnose)
+// it samples twice, 500 ms apart (or less to fit the context deadline).
 //
 // Facts, for every ZooKeeper* event the server reports (e.g.
 // ZooKeeperTransactions, ZooKeeperHardwareExceptions, ZooKeeperUserExceptions,
@@ -16,7 +23,8 @@ package probe
 // does not list them, as it omits zero counters): ZooKeeperTransactions,
 // ZooKeeperHardwareExceptions, ZooKeeperUserExceptions,
 // ZooKeeperWaitMicroseconds. Also:
-//   sample_seconds  time between the two samples
+//   sample_seconds  time between the two samples (this round's and the
+//                   previous round's, with a sample memory)
 //   avg_wait_ms     rate_ZooKeeperWaitMicroseconds / rate_ZooKeeperTransactions
 //                   / 1000: the mean wait per coordination request in the
 //                   interval (only when there were requests)
@@ -43,6 +51,10 @@ const keeperErrorsInterval = 500 * time.Millisecond
 // keeperErrorsMinInterval is the shortest interval worth a second sample.
 const keeperErrorsMinInterval = 100 * time.Millisecond
 
+// keeperErrorsMaxAge is the oldest previous sample a rate is computed
+// against: older, the rate would average away what is happening now.
+const keeperErrorsMaxAge = 5 * time.Minute
+
 // keeperEventsAlways are set even when the server omits them (zero).
 var keeperEventsAlways = []string{"ZooKeeperTransactions", "ZooKeeperHardwareExceptions", "ZooKeeperUserExceptions", "ZooKeeperWaitMicroseconds"}
 
@@ -51,7 +63,7 @@ func clickhouseKeeperErrors() Spec {
 	return Spec{
 		Name: "clickhouse.keeper_errors",
 		Kind: KindClickHouse,
-		Doc:  "Rates of ZooKeeper* events (exceptions, requests, wait time) over half a second (system.events).",
+		Doc:  "Rates of ZooKeeper* events (exceptions, requests, wait time) since the previous round, or over half a second (system.events).",
 		Run:  runClickHouseKeeperErrors,
 	}
 }
@@ -65,6 +77,10 @@ func runClickHouseKeeperErrors(ctx context.Context, t *Target) Result {
 		}
 		t1 := time.Now()
 		cost := t1.Sub(started)
+		if t.Samples != nil {
+			keeperErrorsAgainstPrevious(r, t, first)
+			return
+		}
 
 		// Wait, leaving room for the second sample (twice what the first
 		// took, plus a margin), never past the deadline.
@@ -79,13 +95,45 @@ func runClickHouseKeeperErrors(ctx context.Context, t *Target) Result {
 				evaluateKeeperErrors(r, t, first, second, time.Since(t1))
 				return
 			}
-			note = fmt.Sprintf("the second sample failed: %s", chCause(err))
+			note = fmt.Sprintf("rates unknown: the second sample failed: %s", chCause(err))
 		} else {
-			note = "no time for a second sample before the deadline"
+			note = "rates unknown: no time for a second sample before the deadline"
 		}
 		evaluateKeeperErrors(r, t, first, nil, 0)
 		r.Summary += " (" + note + ")"
 	})
+}
+
+// keeperErrorsAgainstPrevious evaluates one sample against the node's
+// previous one, and remembers it for the next round.
+func keeperErrorsAgainstPrevious(r *Result, t *Target, rows []clickhouse.Row) {
+	now := time.Now()
+	if t.Now != nil {
+		now = t.Now()
+	}
+	key := SampleKey("clickhouse.keeper_errors", t.Cluster, t.Node)
+	cur := eventValues(rows)
+	prev, ok := t.Samples.Get(key)
+	age := now.Sub(prev.At)
+	switch {
+	case ok && age >= keeperErrorsMinInterval && age <= keeperErrorsMaxAge:
+		evaluateKeeperErrorValues(r, t, prev.Values, cur, age)
+		t.Samples.Put(key, Sample{Values: cur, At: now})
+		r.Summary += fmt.Sprintf(" (rate over the last %s, since the previous round)", age.Round(time.Second))
+	case ok && age >= 0 && age < keeperErrorsMinInterval:
+		// Too close to the previous sample for a rate: keep that one as
+		// the baseline of the next round.
+		evaluateKeeperErrorValues(r, t, nil, cur, 0)
+		r.Summary += fmt.Sprintf(" (counter totals, no rate yet: the previous sample is only %s old)", age.Round(time.Millisecond))
+	default:
+		evaluateKeeperErrorValues(r, t, nil, cur, 0)
+		t.Samples.Put(key, Sample{Values: cur, At: now})
+		note := "counter totals, no rate yet: first sample; the next round measures the rate"
+		if ok {
+			note = fmt.Sprintf("counter totals, no rate yet: the previous sample is %s old; the next round measures the rate", age.Round(time.Second))
+		}
+		r.Summary += " (" + note + ")"
+	}
 }
 
 // sleepCtx waits d; false when ctx ended first.
@@ -111,12 +159,18 @@ func eventValues(rows []clickhouse.Row) map[string]float64 {
 // evaluateKeeperErrors turns one or two samples into facts; second is nil
 // when there is only one.
 func evaluateKeeperErrors(r *Result, t *Target, first, second []clickhouse.Row, interval time.Duration) {
-	node := nodeLabel(t)
 	v1 := eventValues(first)
-	last := v1
-	if second != nil {
-		last = eventValues(second)
+	if second == nil {
+		evaluateKeeperErrorValues(r, t, nil, v1, 0)
+		return
 	}
+	evaluateKeeperErrorValues(r, t, v1, eventValues(second), interval)
+}
+
+// evaluateKeeperErrorValues is evaluateKeeperErrors on event values; v1 is
+// nil when there is only the last sample.
+func evaluateKeeperErrorValues(r *Result, t *Target, v1, last map[string]float64, interval time.Duration) {
+	node := nodeLabel(t)
 	for _, e := range keeperEventsAlways {
 		if _, ok := last[e]; !ok {
 			last[e] = 0
@@ -125,9 +179,10 @@ func evaluateKeeperErrors(r *Result, t *Target, first, second []clickhouse.Row, 
 	for name, v := range last {
 		r.SetFact("total_"+name, v)
 	}
-	if second == nil || interval <= 0 {
+	if v1 == nil || interval <= 0 {
+		// Only totals: say what was measured (the caller adds why).
 		r.Status = Unknown
-		r.Summary = fmt.Sprintf("node %s: ZooKeeper counters since start: %.0f hardware exceptions, %.0f user exceptions, %.0f requests; rates unknown",
+		r.Summary = fmt.Sprintf("node %s: ZooKeeper counters since server start: %.0f hardware exceptions, %.0f user exceptions, %.0f requests",
 			node, last["ZooKeeperHardwareExceptions"], last["ZooKeeperUserExceptions"], last["ZooKeeperTransactions"])
 		return
 	}

@@ -220,6 +220,11 @@ type Target struct {
 	Thresholds Thresholds
 	// Now is the clock (tests fix it).
 	Now func() time.Time
+	// Samples, when set, remembers counter samples between rounds: a
+	// probe computes rates against the previous round's sample instead of
+	// waiting for a second one (clickhouse.keeper_errors). Nil: the probe
+	// samples twice within the round.
+	Samples *Samples
 }
 
 // ClickHouse is what ClickHouse probes need from one node's connection.
