@@ -40,7 +40,6 @@ type OutboxStore interface {
 	MarkRetry(ctx context.Context, id int64, next time.Time, errText string, countAttempt bool) error
 	MarkFailed(ctx context.Context, id int64, errText string) error
 	ReplaceOutboxBody(ctx context.Context, id int64, body []byte) error
-	OutboxEntry(ctx context.Context, id int64) (store.OutboxEntry, error)
 }
 
 // MetadataEventType marks chmedic's messages so that a restart can find
@@ -381,20 +380,6 @@ func (ob *Outbox) send(ctx context.Context, e store.OutboxEntry) bool {
 	if msg.Summary != nil {
 		log = log.With("summary_changes", msg.Summary.Changes, "summary_span", summaryAge(*msg.Summary))
 		msg = RenderSummary(*msg.Summary)
-	}
-	// A pending entry's body may be replaced until it is marked sending
-	// (a burst of changes costs one call): send the body as it is now,
-	// not as it was listed.
-	if cur, err := ob.store.OutboxEntry(ctx, e.ID); err == nil {
-		var fresh Message
-		if err := json.Unmarshal(cur.Body, &fresh); err != nil {
-			log.Error("outbox: undecodable body; giving up on it", "err", err)
-			ob.markFailed(ctx, e, "undecodable body: "+err.Error(), log)
-			return false
-		}
-		msg, e.Body = fresh, cur.Body
-	} else {
-		log.Warn("outbox: re-reading the entry before sending failed; sending it as listed", "err", err)
 	}
 	if ob.api == nil {
 		// No bot token: the log is the channel.

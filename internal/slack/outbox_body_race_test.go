@@ -13,19 +13,19 @@ import (
 
 // changeBeforeSending replaces an entry's body (as the approval flow's
 // progress and the alert's re-render do) after the outbox has listed it
-// and just before it marks it sending: the race between a worker and a
-// publisher.
+// and just before it claims it for sending: the race between a worker and
+// a publisher.
 type changeBeforeSending struct {
 	*store.Store
 	change func()
 }
 
-func (c *changeBeforeSending) MarkSending(ctx context.Context, id int64) error {
+func (c *changeBeforeSending) ClaimOutbox(ctx context.Context, id int64) ([]byte, string, error) {
 	if c.change != nil {
 		c.change()
 		c.change = nil
 	}
-	return c.Store.MarkSending(ctx, id)
+	return c.Store.ClaimOutbox(ctx, id)
 }
 
 // A message's content changed while the outbox was about to send it: what
