@@ -24,6 +24,9 @@ type ClusterActions struct {
 	ClickHouse ActionsClickHouse `yaml:"clickhouse"`
 	// CollectLogs configures the collect_logs action (collect_logs).
 	CollectLogs CollectLogs `yaml:"collect_logs"`
+	// RollingRestart configures the rolling_restart action
+	// (rolling_restart); see rolling_restart.go.
+	RollingRestart RollingRestart `yaml:"rolling_restart"`
 }
 
 // ActionsClickHouse are the ClickHouse credentials of actions.
@@ -124,6 +127,7 @@ func (a *ClusterActions) setDefaults() {
 	c.KeepBundles = 20
 	c.Retention = 7 * 24 * time.Hour
 	c.Upload = true
+	a.RollingRestart.setDefaults()
 }
 
 // Location returns LogTimezone as a location (Local when unknown).
@@ -259,6 +263,7 @@ func checkTemplates(argv []string) string {
 }
 
 func (d *decoder) validateActions(path string, a *ClusterActions) {
+	d.validateRollingRestart(path, &a.RollingRestart)
 	c := &a.CollectLogs
 	p := path + ".collect_logs"
 	if len(c.Command) > 0 && c.Path != "" {
