@@ -16,6 +16,7 @@ import (
 
 	"github.com/chmedic/chmedic/internal/clickhouse"
 	"github.com/chmedic/chmedic/internal/config"
+	"github.com/chmedic/chmedic/internal/ddlfreeze"
 	"github.com/chmedic/chmedic/playbooks/diagnose"
 )
 
@@ -922,7 +923,7 @@ func (a *RollingRestart) restart(ctx context.Context, cl *config.Cluster, d Roll
 	}
 	defer conn.Close()
 	if d.StopMerges {
-		if _, err := conn.Query(ctx, "SYSTEM STOP MERGES"); err != nil {
+		if err := a.exec(ctx, cl, n, "SYSTEM STOP MERGES", 10*time.Second); err != nil {
 			note := a.expireSilence(ctx, d, rd.SilenceID)
 			return result(rd, ""), fmt.Errorf("SYSTEM STOP MERGES on %s: %w%s: %s", n.Name, err, note, where(d, i, "before its restart: it was not restarted"))
 		}
@@ -944,7 +945,7 @@ func (a *RollingRestart) restart(ctx context.Context, cl *config.Cluster, d Roll
 			return result(rd, ""), err
 		}
 		if why != "" {
-			undo := a.startMerges(ctx, conn)
+			undo := a.startMerges(ctx, cl, n)
 			note := a.expireSilence(ctx, d, rd.SilenceID)
 			return result(rd, ""), fmt.Errorf("merges on %s did not drain within %s (%s; after %s)%s%s: %s", n.Name, d.Timeouts.Drain, why, took.Round(time.Millisecond), undo, note, where(d, i, "before its restart: it was not restarted"))
 		}
@@ -956,9 +957,7 @@ func (a *RollingRestart) restart(ctx context.Context, cl *config.Cluster, d Roll
 	var cmdErr error
 	switch d.Executor {
 	case config.RestartExecutorSQL:
-		sctx, cancel := context.WithTimeout(ctx, d.CommandTimeout)
-		_, cmdErr = conn.Query(sctx, "SYSTEM SHUTDOWN")
-		cancel()
+		cmdErr = a.exec(ctx, cl, n, "SYSTEM SHUTDOWN", d.CommandTimeout)
 	default:
 		var cr CommandResult
 		cr, cmdErr = a.deps.Commands.Run(ctx, Command{Argv: n.Command, Timeout: d.CommandTimeout, MaxOutput: 64 << 10})
@@ -976,7 +975,7 @@ func (a *RollingRestart) restart(ctx context.Context, cl *config.Cluster, d Roll
 		if st.err == nil && !restarted(st, rd) {
 			undo := ""
 			if rd.MergesStopped {
-				undo = a.startMerges(ctx, conn)
+				undo = a.startMerges(ctx, cl, n)
 			}
 			note := a.expireSilence(ctx, d, rd.SilenceID)
 			return result(rd, ""), fmt.Errorf("restart of %s failed: %v; it was not restarted (start time unchanged, %s)%s%s: %s", n.Name, cmdErr, unixText(st.start), undo, note, where(d, i, "at its restart"))
@@ -992,10 +991,10 @@ func (a *RollingRestart) restart(ctx context.Context, cl *config.Cluster, d Roll
 	return result(rd, out), nil
 }
 
-func (a *RollingRestart) startMerges(ctx context.Context, conn *clickhouse.Node) string {
+func (a *RollingRestart) startMerges(ctx context.Context, cl *config.Cluster, n RestartNode) string {
 	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	if _, err := conn.Query(uctx, "SYSTEM START MERGES"); err != nil {
+	if err := a.exec(uctx, cl, n, "SYSTEM START MERGES", 10*time.Second); err != nil {
 		return fmt.Sprintf("; SYSTEM START MERGES failed (%v): run it by hand", err)
 	}
 	return "; merges started again (SYSTEM START MERGES)"
@@ -1099,4 +1098,20 @@ func (a *RollingRestart) after(ctx context.Context, cl *config.Cluster, d Rollin
 		"tables_after_ms": tablesAfter.Milliseconds(), "caught_up_after_ms": took.Milliseconds(), "replicated_tables": last.tables})
 	return StepResult{Data: data, Output: fmt.Sprintf("%s restarted (start time %s → %s): answering after %s, %d replicated tables writable after %s more, delay %s and queue %d after %s more",
 		n.Name, unixText(rd.StartBefore), unixText(last.start), upAfter.Round(time.Millisecond), last.tables, tablesAfter.Round(time.Millisecond), last.maxDelay, last.queue, took.Round(time.Millisecond))}, nil
+}
+
+// exec runs one statement that returns no rows with the actions
+// credentials. clickhouse.Node is for queries (its Query reads EOF after a
+// statement on 18.16 although it ran); the driver's Exec is used instead.
+func (a *RollingRestart) exec(ctx context.Context, cl *config.Cluster, n RestartNode, stmt string, timeout time.Duration) error {
+	if a.deps.ExecSQL != nil {
+		return a.deps.ExecSQL(ctx, cl, n.Name, n.Address, stmt)
+	}
+	c, err := ddlfreeze.DialNative(clickhouse.NodeConfig{Name: n.Name, Addr: n.Address, User: cl.Actions.ClickHouse.User,
+		Password: cl.Actions.ClickHouse.Password.Value(), Database: cl.ClickHouse.Database, Secure: cl.ClickHouse.Secure}, timeout)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return c.Exec(ctx, stmt)
 }

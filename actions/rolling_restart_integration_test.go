@@ -1,0 +1,643 @@
+package actions
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chmedic/chmedic/internal/clickhouse"
+	"github.com/chmedic/chmedic/internal/config"
+	"github.com/chmedic/chmedic/internal/keeper"
+	"github.com/chmedic/chmedic/internal/store"
+	"github.com/chmedic/chmedic/internal/testenv"
+	"github.com/chmedic/chmedic/playbooks/diagnose"
+	"github.com/chmedic/chmedic/playbooks/probe"
+)
+
+// roll is one rolling_restart set-up on a real environment: the config
+// (a command executor restarting the real servers through a Restarter),
+// the registry with a real diagnosis engine, a store.
+type roll struct {
+	env *testenv.Env
+	rs  *testenv.Restarter
+	cfg *config.Config
+	reg Registry
+	st  *store.Store
+}
+
+// rollConfig is the YAML of the rolling_restart section; %s is replaced by
+// the command.
+func newRoll(t *testing.T, env *testenv.Env, section string) *roll {
+	t.Helper()
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Skip("curl is needed by the restart command")
+	}
+	rs, err := env.StartRestarter()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rs.Close() })
+	cmd, _ := json.Marshal(rs.Command())
+	am := ""
+	if env.Alertmanager != nil {
+		am = env.Alertmanager.URL
+	}
+	src := fmt.Sprintf(`
+alertmanager: {url: '%s'}
+clusters:
+  - name: test
+    clickhouse:
+      nodes:
+        - {name: %s, address: '%s', shard: 1, replica: %s}
+        - {name: %s, address: '%s', shard: 1, replica: %s}
+    keeper:
+      nodes: [{name: zk-1, address: '%s'}]
+    actions:
+      clickhouse: {user: %s, password_env: CH_ACTIONS_PW}
+      rolling_restart:
+        command: %s
+        timeout: 60s
+        poll_interval: 200ms
+        max_keeper_latency: 200ms
+        timeouts: {before: 10s, drain: 10s, up: 30s, tables: 30s, catch_up: 30s}
+%s`, am, env.ClickHouse[0].Name, env.ClickHouse[0].Addr(), env.ClickHouse[0].Replica,
+		env.ClickHouse[1].Name, env.ClickHouse[1].Addr(), env.ClickHouse[1].Replica,
+		env.ZooKeeper.Addr, env.AdminUser, cmd, section)
+	cfg := parseConfig(t, src, map[string]string{"CH_ACTIONS_PW": env.AdminPassword})
+	engine := testEngine(t, env, cfg)
+	reg, err := NewRegistry(cfg, Deps{DataDir: t.TempDir(), Diagnose: engine.Diagnose})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &roll{env: env, rs: rs, cfg: cfg, reg: reg, st: openStore(t, "")}
+}
+
+// testEngine is the diagnosis engine chmedic builds (internal/app), with
+// the probe user and no cache.
+func testEngine(t *testing.T, env *testenv.Env, cfg *config.Config) *diagnose.Engine {
+	t.Helper()
+	dc := &diagnose.Cluster{Name: "test", KeeperCommands: config.DefaultKeeperCommands(), KeeperKind: config.KeeperKindZooKeeper,
+		Keeper: []diagnose.KeeperNode{{Name: "zk-1", Addr: env.ZooKeeper.Addr}}}
+	for _, c := range env.ClickHouse {
+		n, err := clickhouse.Open(clickhouse.NodeConfig{Name: c.Name, Addr: c.Addr(), User: env.ProbeUser, Password: env.ProbePassword,
+			Database: "default", DialTimeout: 2 * time.Second, MaxConns: 2, MaxExecutionTime: 2 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { n.Close() })
+		dc.ClickHouse = append(dc.ClickHouse, diagnose.ClickHouseNode{Name: c.Name, Addr: c.Addr(), Conn: n, Shard: 1, Replica: c.Replica})
+	}
+	return diagnose.New([]*diagnose.Cluster{dc}, diagnose.Options{CacheTTL: -1, Thresholds: probe.FromConfig(cfg.Diagnosis), Keeper: &keeper.Client{Timeout: 2 * time.Second}})
+}
+
+func (r *roll) plan(t *testing.T, params map[string]string) (Plan, error) {
+	t.Helper()
+	return r.reg[RollingRestartKind].Plan(t.Context(), Request{Cluster: "test", Params: WithDefaults(RollingRestartKind, params), RequestedBy: "cli:test"})
+}
+
+func (r *roll) mustPlan(t *testing.T, params map[string]string) Plan {
+	t.Helper()
+	p, err := r.plan(t, params)
+	if err != nil {
+		t.Fatalf("plan: %v", err)
+	}
+	return p
+}
+
+// startTimes reads each server's start time (Unix seconds) over HTTP, a
+// new connection each time (a kept-alive one is served by a server that is
+// shutting down for as long as it is used); 0 when it does not answer.
+func startTimes(ctx context.Context, env *testenv.Env) map[string]int64 {
+	out := map[string]int64{}
+	for _, c := range env.ClickHouse {
+		if v, err := startTime(ctx, env, c); err == nil {
+			out[c.Name] = v
+		}
+	}
+	return out
+}
+
+var noKeepAlive = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 150 * time.Millisecond}
+
+func startTime(ctx context.Context, env *testenv.Env, c *testenv.ClickHouse) (int64, error) {
+	q := url.Values{"user": {env.AdminUser}, "password": {env.AdminPassword}, "query": {"SELECT toUInt64(now()) - uptime()"}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.HTTPURL()+"/?"+q.Encode(), nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := noKeepAlive.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("HTTP %d: %s", resp.StatusCode, b)
+	}
+	return strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+}
+
+// watcher samples both servers every 0.2 s: which answer, and their start
+// times.
+type watcher struct {
+	mu      sync.Mutex
+	samples []sample
+	stop    chan struct{}
+	done    chan struct{}
+}
+
+type sample struct {
+	at    time.Time
+	start map[string]int64
+}
+
+func watch(env *testenv.Env) *watcher {
+	w := &watcher{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		t := time.NewTicker(200 * time.Millisecond)
+		defer t.Stop()
+		for {
+			s := sample{at: time.Now(), start: startTimes(context.Background(), env)}
+			w.mu.Lock()
+			w.samples = append(w.samples, s)
+			w.mu.Unlock()
+			select {
+			case <-w.stop:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return w
+}
+
+func (w *watcher) Stop() []sample {
+	close(w.stop)
+	<-w.done
+	return w.samples
+}
+
+// analyse checks the samples: never both down; returns the longest time
+// the shard had fewer than all its replicas answering, and the order in
+// which the start times changed.
+func analyse(t *testing.T, samples []sample, names []string) (longest time.Duration, changes []string) {
+	t.Helper()
+	first := samples[0].start
+	changed := map[string]bool{}
+	var since time.Time
+	for _, s := range samples {
+		if len(s.start) == 0 {
+			t.Errorf("at %s no replica answered: both were down", s.at.Format("15:04:05.000"))
+		}
+		if len(s.start) < len(names) {
+			if since.IsZero() {
+				since = s.at
+			}
+		} else if !since.IsZero() {
+			longest = max(longest, s.at.Sub(since))
+			since = time.Time{}
+		}
+		for _, n := range names {
+			if v, ok := s.start[n]; ok && v >= first[n]+2 && !changed[n] {
+				changed[n] = true
+				changes = append(changes, n)
+			}
+		}
+	}
+	if !since.IsZero() {
+		longest = max(longest, samples[len(samples)-1].at.Sub(since))
+	}
+	return longest, changes
+}
+
+func stepStates(out Outcome) map[string]string {
+	m := map[string]string{}
+	for _, s := range out.Steps {
+		m[s.Step.ID] = s.State
+	}
+	return m
+}
+
+// A roll on the real replicas: both restarted, one at a time, each waited
+// for; the store and the outcome show every step; the silence of each node
+// is created on the real Alertmanager and expired when its step ends;
+// SYSTEM STOP MERGES is accepted by 18.16.
+func TestRollingRestartRealCluster(t *testing.T) {
+	env := testenv.Shared(t)
+	ctx := t.Context()
+	if err := env.WaitHealthy(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r := newRoll(t, env, `        stop_merges: true
+        silence: {matchers: ['instance="{{.Name}}"', 'cluster="test"']}
+`)
+	a, b := env.ClickHouse[0].Name, env.ClickHouse[1].Name
+	plan := r.mustPlan(t, map[string]string{"alert_node": a})
+	// The alert's node goes last.
+	var order []string
+	for _, s := range plan.Steps {
+		order = append(order, s.ID)
+	}
+	want := []string{"preflight", b + "/before", b + "/restart", b + "/after", a + "/before", a + "/restart", a + "/after"}
+	if strings.Join(order, " ") != strings.Join(want, " ") {
+		t.Fatalf("steps %v, want %v", order, want)
+	}
+	if again := r.mustPlan(t, map[string]string{"alert_node": a}); again.Hash() != plan.Hash() {
+		t.Fatalf("re-planning changed the plan: %v", plan.Steps)
+	}
+	if !strings.Contains(plan.Summary, "estimated 1m0s") || !strings.Contains(plan.Summary, b+" → "+a) {
+		t.Errorf("summary %q", plan.Summary)
+	}
+	t.Logf("plan: %s\nmethod: %s", plan.Summary, plan.Method)
+	for _, s := range plan.Steps {
+		t.Logf("  %s: %s", s.ID, s.Title)
+	}
+
+	var silencesSeen []string
+	var smu sync.Mutex
+	progress := func(p Progress) {
+		if p.State == StepRunning && strings.HasSuffix(p.Step.ID, "/after") {
+			smu.Lock()
+			silencesSeen = append(silencesSeen, activeSilences(t, env, p.Step.Node)...)
+			smu.Unlock()
+		}
+	}
+	w := watch(env)
+	t0 := time.Now()
+	exec := newExecution(t, r.st, plan, "")
+	out, err := NewRunner(r.st, r.reg, RunnerOptions{}).Run(ctx, exec, progress)
+	took := time.Since(t0)
+	time.Sleep(time.Second) // the watcher sees the last node back
+	samples := w.Stop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.State != ExecSucceeded {
+		t.Fatalf("outcome %s: %s\n%v", out.State, out.Error, stepStates(out))
+	}
+	longest, changes := analyse(t, samples, []string{a, b})
+	if strings.Join(changes, ",") != b+","+a {
+		t.Errorf("start times changed in the order %v, want %s then %s", changes, b, a)
+	}
+	t.Logf("roll of 2 nodes took %s; the longest moment the shard had fewer than 2 replicas answering: %s (%d samples at 0.2 s)", took.Round(time.Millisecond), longest.Round(time.Millisecond), len(samples))
+	for _, n := range []string{a, b} {
+		if got := r.rs.Restarts(n); got != 1 {
+			t.Errorf("%s restarted %d times", n, got)
+		}
+	}
+	recs, err := r.st.Steps(ctx, exec.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != len(want) {
+		t.Fatalf("store has %d steps, want %d", len(recs), len(want))
+	}
+	for i, rec := range recs {
+		if rec.StepID != want[i] || rec.State != StepDone {
+			t.Errorf("store step %d: %s %s, want %s done", i, rec.StepID, rec.State, want[i])
+		}
+	}
+	for _, s := range out.Steps {
+		t.Logf("  %s %s: %s", s.Step.ID, s.State, s.Result.Output)
+	}
+	if o := out.Steps[3].Result.Output; !strings.Contains(o, "restarted (start time") || !strings.Contains(o, "expired") {
+		t.Errorf("after step output %q", o)
+	}
+	// Each node was silenced during its checks, and no silence is left.
+	if len(silencesSeen) != 2 {
+		t.Errorf("silences seen during the after steps: %v", silencesSeen)
+	}
+	for _, id := range silencesSeen {
+		st, err := (&SilenceClient{URL: env.Alertmanager.URL}).State(ctx, id)
+		if err != nil || st != "expired" {
+			t.Errorf("silence %s: %s %v, want expired", id, st, err)
+		}
+	}
+}
+
+// activeSilences returns the ids of the active silences matching
+// instance=node.
+func activeSilences(t *testing.T, env *testenv.Env, node string) []string {
+	resp, err := http.Get(env.Alertmanager.URL + "/api/v2/silences")
+	if err != nil {
+		t.Error(err)
+		return nil
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	var ss []apiSilence
+	if err := json.Unmarshal(body, &ss); err != nil {
+		t.Error(err)
+		return nil
+	}
+	var ids []string
+	for _, s := range ss {
+		if s.Status == nil || s.Status.State != "active" {
+			continue
+		}
+		for _, m := range s.Matchers {
+			if m.Name == "instance" && m.Value == node && m.IsEqual && !m.IsRegex {
+				ids = append(ids, s.ID)
+			}
+		}
+	}
+	return ids
+}
+
+// The other replica down: refused at plan time with the reason; and when it
+// goes down after the plan was made, the gate before the first restart
+// refuses and nothing is restarted.
+func TestRollingRestartOtherReplicaDown(t *testing.T) {
+	env := testenv.Shared(t)
+	ctx := t.Context()
+	if err := env.WaitHealthy(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r := newRoll(t, env, "")
+	a, b := env.ClickHouse[0], env.ClickHouse[1]
+	plan := r.mustPlan(t, nil)
+	before := startTimes(ctx, env)
+
+	if err := b.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		b.Start(context.Background())
+		env.WaitHealthy(context.Background())
+	})
+	_, err := r.plan(t, nil)
+	if !IsRefusal(err) || !strings.Contains(err.Error(), b.Name+" is down") {
+		t.Fatalf("plan with %s down: %v, want a refusal naming it", b.Name, err)
+	}
+	t.Logf("refusal: %v", err)
+
+	exec := newExecution(t, r.st, plan, "")
+	out, err := NewRunner(r.st, r.reg, RunnerOptions{}).Run(ctx, exec, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.State != ExecFailed {
+		t.Fatalf("outcome %s, want failed: %s", out.State, out.Error)
+	}
+	// The preflight sees b down, before any node is touched.
+	st := stepStates(out)
+	if st["preflight"] != StepFailed || st[a.Name+"/restart"] != StepNotRun {
+		t.Errorf("steps %v", st)
+	}
+	if !strings.Contains(out.Error, b.Name+" is down") || !strings.Contains(out.Error, "no node touched") {
+		t.Errorf("outcome error %q", out.Error)
+	}
+	t.Logf("outcome: %s", out.Error)
+
+	// The per-node gate on its own: a plan whose preflight passed, b
+	// stopping right after it.
+	if err := b.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.WaitHealthy(ctx); err != nil {
+		t.Fatal(err)
+	}
+	plan = r.mustPlan(t, nil)
+	exec = newExecution(t, r.st, plan, "")
+	stopped := make(chan struct{})
+	progress := func(p Progress) {
+		if p.Step.ID == "preflight" && p.State == StepDone {
+			if err := b.Stop(context.Background()); err != nil {
+				t.Error(err)
+			}
+			close(stopped)
+		}
+	}
+	out, err = NewRunner(r.st, r.reg, RunnerOptions{}).Run(ctx, exec, progress)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st = stepStates(out)
+	if out.State != ExecPartial && out.State != ExecFailed || st[a.Name+"/before"] != StepFailed || st[a.Name+"/restart"] != StepNotRun {
+		t.Fatalf("outcome %s %v: %s", out.State, st, out.Error)
+	}
+	for _, w := range []string{"gate before " + a.Name + " failed", "replica " + b.Name + " of shard 1 is down", "node 1 of 2 (" + a.Name + ")", "not touched: " + b.Name} {
+		if !strings.Contains(out.Error, w) {
+			t.Errorf("outcome error %q lacks %q", out.Error, w)
+		}
+	}
+	t.Logf("outcome: %s", out.Error)
+	if r.rs.Restarts(a.Name) != 0 || r.rs.Restarts(b.Name) != 0 {
+		t.Error("a node was restarted")
+	}
+	if now := startTimes(ctx, env); now[a.Name] != before[a.Name] {
+		t.Errorf("%s start time changed %d → %d", a.Name, before[a.Name], now[a.Name])
+	}
+}
+
+// A node that does not come back within the timeout aborts the roll there;
+// the next node is untouched.
+func TestRollingRestartNodeDoesNotComeBack(t *testing.T) {
+	env := testenv.Shared(t)
+	ctx := t.Context()
+	if err := env.WaitHealthy(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r := newRoll(t, env, "")
+	a, b := env.ClickHouse[0], env.ClickHouse[1]
+	plan := r.mustPlan(t, map[string]string{"wait_healthy": "3s"})
+	before := startTimes(ctx, env)
+	r.rs.HoldDown(a.Name, 8*time.Second)
+	t.Cleanup(func() {
+		r.rs.Wait()
+		env.WaitHealthy(context.Background())
+	})
+	exec := newExecution(t, r.st, plan, "")
+	out, err := NewRunner(r.st, r.reg, RunnerOptions{}).Run(ctx, exec, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := stepStates(out)
+	if out.State != ExecPartial || st[a.Name+"/after"] != StepFailed || st[b.Name+"/before"] != StepNotRun || st[b.Name+"/restart"] != StepNotRun {
+		t.Fatalf("outcome %s %v: %s", out.State, st, out.Error)
+	}
+	for _, w := range []string{`gate "up with a new start time" of ` + a.Name + " failed", "it does not answer", "timeout 3s", "node 1 of 2 (" + a.Name + ") after its restart", "not touched: " + b.Name} {
+		if !strings.Contains(out.Error, w) {
+			t.Errorf("outcome error %q lacks %q", out.Error, w)
+		}
+	}
+	t.Logf("outcome: %s", out.Error)
+	if r.rs.Restarts(b.Name) != 0 {
+		t.Errorf("%s was restarted", b.Name)
+	}
+	if now := startTimes(ctx, env); now[b.Name] != before[b.Name] {
+		t.Errorf("%s start time changed", b.Name)
+	}
+}
+
+// Kill chmedic mid-roll (cancel the runner; a new runner on the same
+// store): the resume finishes without restarting any node twice, and the
+// silence of the interrupted node is expired by the resumed step.
+func TestRollingRestartResumeAfterKill(t *testing.T) {
+	env := testenv.Shared(t)
+	for _, kill := range []string{"/restart", "/after"} {
+		t.Run(strings.TrimPrefix(kill, "/"), func(t *testing.T) {
+			ctx := t.Context()
+			if err := env.WaitHealthy(ctx); err != nil {
+				t.Fatal(err)
+			}
+			r := newRoll(t, env, `        silence: {matchers: ['instance="{{.Name}}"']}
+`)
+			plan := r.mustPlan(t, nil)
+			first := plan.Steps[1].Node
+			exec := newExecution(t, r.st, plan, "")
+			before := startTimes(ctx, env)
+			rctx, cancel := context.WithCancel(ctx)
+			progress := func(p Progress) {
+				if p.State == StepRunning && p.Step.ID == first+kill {
+					// Mid-step: the restart command in flight, or the
+					// checks after it waiting.
+					time.AfterFunc(300*time.Millisecond, cancel)
+				}
+			}
+			out, err := NewRunner(r.st, r.reg, RunnerOptions{}).Run(rctx, exec, progress)
+			cancel()
+			if err == nil || out.State != ExecInterrupted {
+				t.Fatalf("first run: %s %v", out.State, err)
+			}
+			t.Logf("killed: %s", out.Error)
+			recs, _ := r.st.Steps(ctx, exec.ID)
+			var cp restartData
+			for _, rec := range recs {
+				if rec.StepID == first+"/restart" {
+					var res StepResult
+					json.Unmarshal(rec.Result, &res)
+					json.Unmarshal(res.Data, &cp)
+				}
+			}
+			if cp.StartBefore == 0 || cp.SilenceID == "" {
+				t.Fatalf("the restart step recorded no start time or silence: %+v", cp)
+			}
+
+			out, err = NewRunner(r.st, r.reg, RunnerOptions{}).Run(ctx, exec, nil)
+			if err != nil || out.State != ExecSucceeded {
+				t.Fatalf("resume: %s %v: %s %v", out.State, err, out.Error, stepStates(out))
+			}
+			for _, s := range out.Steps {
+				t.Logf("  %s %s: %s", s.Step.ID, s.State, s.Result.Output)
+			}
+			for _, c := range env.ClickHouse {
+				if got := r.rs.Restarts(c.Name); got != 1 {
+					t.Errorf("%s restarted %d times", c.Name, got)
+				}
+			}
+			now := startTimes(ctx, env)
+			for n, s := range before {
+				if now[n] < s+2 {
+					t.Errorf("%s was not restarted: start %d → %d", n, s, now[n])
+				}
+			}
+			if st, err := (&SilenceClient{URL: env.Alertmanager.URL}).State(ctx, cp.SilenceID); err != nil || st != "expired" {
+				t.Errorf("silence of the interrupted step: %s %v, want expired", st, err)
+			}
+		})
+	}
+}
+
+// A restart command that fails leaves the node as it was: merges started
+// again, the silence expired, the outcome says it was not restarted.
+func TestRollingRestartCommandFails(t *testing.T) {
+	env := testenv.Shared(t)
+	ctx := t.Context()
+	if err := env.WaitHealthy(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r := newRoll(t, env, "        stop_merges: true\n")
+	r.cfg.Clusters[0].Actions.RollingRestart.Command = []string{"sh", "-c", "echo no such unit >&2; exit 5"}
+	plan := r.mustPlan(t, nil)
+	exec := newExecution(t, r.st, plan, "")
+	out, err := NewRunner(r.st, r.reg, RunnerOptions{}).Run(ctx, exec, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := plan.Steps[1].Node
+	if st := stepStates(out); out.State != ExecPartial || st[first+"/restart"] != StepFailed {
+		t.Fatalf("outcome %s %v", out.State, st)
+	}
+	for _, w := range []string{"restart of " + first + " failed", "no such unit", "it was not restarted (start time unchanged", "merges started again"} {
+		if !strings.Contains(out.Error, w) {
+			t.Errorf("outcome error %q lacks %q", out.Error, w)
+		}
+	}
+	t.Logf("outcome: %s", out.Error)
+}
+
+// ZooKeeper stopped: the replicas turn read-only; the roll is refused at
+// plan time with the figures, and a plan made before refuses at its
+// preflight. Its own environment: restarting ZooKeeper makes every session
+// reconnect at once, which the next plan must see as a reconnection herd.
+func TestRollingRestartZooKeeperStopped(t *testing.T) {
+	testenv.Require(t)
+	ctx := t.Context()
+	env, err := testenv.Start(ctx, testenv.Options{Logf: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { env.Close() })
+	r := newRoll(t, env, "")
+	plan := r.mustPlan(t, nil)
+	if err := env.ZooKeeper.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Wait for the replicas to turn read-only (~2.3 s).
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		n, err := env.ClickHouse[0].QueryInt(ctx, "SELECT count() FROM system.replicas WHERE is_readonly")
+		if err == nil && n > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("replicas did not turn read-only")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	_, err = r.plan(t, nil)
+	if !IsRefusal(err) {
+		t.Fatalf("plan with ZooKeeper stopped: %v, want a refusal", err)
+	}
+	for _, w := range []string{"no quorum", "0 of 1 coordination nodes answer", "no replica of shard 1 is healthy", "read-only: " + testenv.EventsTable} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("refusal %q lacks %q", err, w)
+		}
+	}
+	t.Logf("refusal: %v", err)
+	exec := newExecution(t, r.st, plan, "")
+	out, err := NewRunner(r.st, r.reg, RunnerOptions{}).Run(ctx, exec, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := stepStates(out); out.State != ExecFailed || st["preflight"] != StepFailed {
+		t.Fatalf("outcome %s %v: %s", out.State, st, out.Error)
+	}
+	t.Logf("outcome: %s", out.Error)
+	for _, c := range env.ClickHouse {
+		if r.rs.Restarts(c.Name) != 0 {
+			t.Errorf("%s restarted", c.Name)
+		}
+	}
+
+	// ZooKeeper back: every session reconnects at once.
+	if err := env.ZooKeeper.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.WaitHealthy(ctx); err != nil {
+		t.Fatal(err)
+	}
+	_, err = r.plan(t, nil)
+	t.Logf("plan right after ZooKeeper came back: %v", err)
+}
