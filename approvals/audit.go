@@ -23,7 +23,7 @@ const (
 	EventFinished    = "execution_finished"
 	// EventStep is one step's end (done, failed, skipped on a resume,
 	// undone): the audit shows every step of an execution.
-	EventStep = "step"
+	EventStep        = "step"
 	EventInterrupted = "execution_interrupted"
 	EventResumed     = "resumed"
 	EventAborted     = "aborted"
