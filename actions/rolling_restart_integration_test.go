@@ -646,3 +646,25 @@ func TestRollingRestartZooKeeperStopped(t *testing.T) {
 	_, err = r.plan(t, nil)
 	t.Logf("plan right after ZooKeeper came back: %v", err)
 }
+
+// With discovery, the nodes the config does not list come from
+// system.clusters with their shard, and the plan shows them.
+func TestRollingRestartPlanDiscovers(t *testing.T) {
+	env := testenv.Shared(t)
+	ctx := t.Context()
+	if err := env.WaitHealthy(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r := newRoll(t, env, "")
+	cl := &r.cfg.Clusters[0]
+	cl.ClickHouse.Discover, cl.ClickHouse.ClusterName = true, env.Cluster
+	cl.ClickHouse.Nodes = cl.ClickHouse.Nodes[:1]
+	plan := r.mustPlan(t, nil)
+	var d RollingRestartDetails
+	if err := json.Unmarshal(plan.Details, &d); err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Nodes) != 2 || !d.Nodes[1].Discovered || d.Nodes[1].Address != env.ClickHouse[1].Addr() || d.Nodes[1].Shard != 1 || len(d.Shards[1]) != 2 {
+		t.Fatalf("nodes %+v shards %v", d.Nodes, d.Shards)
+	}
+}
