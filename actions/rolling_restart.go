@@ -906,7 +906,13 @@ func (a *RollingRestart) restart(ctx context.Context, cl *config.Cluster, d Roll
 			return StepResult{}, fmt.Errorf("%w: not restarting %s without a record of its start time", err, n.Name)
 		}
 	}
-	// The silence, for the restart and the checks after it.
+	// The silence, for the restart and the checks after it. One made by
+	// an interrupted attempt is kept while it is active.
+	if len(n.Silence) > 0 && rd.SilenceID != "" {
+		if st, err := a.silences(d).State(ctx, rd.SilenceID); err != nil || st != "active" {
+			rd.SilenceID = ""
+		}
+	}
 	if len(n.Silence) > 0 && rd.SilenceID == "" {
 		id, err := a.createSilence(ctx, d, n, plannedNodeBound(d))
 		if err != nil {

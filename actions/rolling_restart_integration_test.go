@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/alertmanager/pkg/labels"
+
 	"github.com/chmedic/chmedic/internal/clickhouse"
 	"github.com/chmedic/chmedic/internal/config"
 	"github.com/chmedic/chmedic/internal/keeper"
@@ -666,5 +668,46 @@ func TestRollingRestartPlanDiscovers(t *testing.T) {
 	}
 	if len(d.Nodes) != 2 || !d.Nodes[1].Discovered || d.Nodes[1].Address != env.ClickHouse[1].Addr() || d.Nodes[1].Shard != 1 || len(d.Shards[1]) != 2 {
 		t.Fatalf("nodes %+v shards %v", d.Nodes, d.Shards)
+	}
+}
+
+// The silence client against the real Alertmanager 0.25: created active
+// with the matchers, expired, and expiring it again is not an error.
+func TestSilenceClientRealAlertmanager(t *testing.T) {
+	env := testenv.Shared(t)
+	ctx := t.Context()
+	m1, _ := config.RenderMatcher(`instance=~"{{.Host}}:.*"`, config.CommandFields{Host: "10.0.0.7"})
+	m2, _ := config.RenderMatcher(`cluster!="other"`, config.CommandFields{})
+	c := &SilenceClient{URL: env.Alertmanager.URL}
+	now := time.Now()
+	id, err := c.Create(ctx, Silence{Matchers: []*labels.Matcher{m1, m2}, StartsAt: now, EndsAt: now.Add(time.Hour), CreatedBy: "chmedic", Comment: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err := c.State(ctx, id); err != nil || st != "active" {
+		t.Fatalf("state %q %v", st, err)
+	}
+	resp, err := http.Get(env.Alertmanager.URL + "/api/v2/silence/" + id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s apiSilence
+	json.NewDecoder(resp.Body).Decode(&s)
+	resp.Body.Close()
+	if len(s.Matchers) != 2 || s.Matchers[0] != (apiMatcher{Name: "instance", Value: "10.0.0.7:.*", IsRegex: true, IsEqual: true}) ||
+		s.Matchers[1] != (apiMatcher{Name: "cluster", Value: "other", IsEqual: false}) || s.CreatedBy != "chmedic" {
+		t.Errorf("stored silence %+v", s)
+	}
+	if err := c.Expire(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := c.State(ctx, id); st != "expired" {
+		t.Errorf("state after expiry %q", st)
+	}
+	if err := c.Expire(ctx, id); err != nil {
+		t.Errorf("expiring again: %v", err)
+	}
+	if _, err := (&SilenceClient{URL: env.Alertmanager.URL}).Create(ctx, Silence{StartsAt: now, EndsAt: now.Add(time.Hour)}); err == nil || !strings.Contains(err.Error(), "HTTP 422: {\"code\":602,\"message\":\"matchers in body is required\"}") {
+		t.Errorf("a silence without matchers: %v", err)
 	}
 }
