@@ -437,7 +437,8 @@ func TestRollingRestartOtherReplicaDown(t *testing.T) {
 	if r.rs.Restarts(a.Name) != 0 || r.rs.Restarts(b.Name) != 0 {
 		t.Error("a node was restarted")
 	}
-	if now := startTimes(ctx, env); now[a.Name] != before[a.Name] {
+	// now()-uptime() of one process differs by up to 1 s between reads.
+	if now := startTimes(ctx, env); now[a.Name] >= before[a.Name]+2 {
 		t.Errorf("%s start time changed %d → %d", a.Name, before[a.Name], now[a.Name])
 	}
 }
@@ -477,8 +478,8 @@ func TestRollingRestartNodeDoesNotComeBack(t *testing.T) {
 	if r.rs.Restarts(b.Name) != 0 {
 		t.Errorf("%s was restarted", b.Name)
 	}
-	if now := startTimes(ctx, env); now[b.Name] != before[b.Name] {
-		t.Errorf("%s start time changed", b.Name)
+	if now := startTimes(ctx, env); now[b.Name] >= before[b.Name]+2 {
+		t.Errorf("%s start time changed %d → %d", b.Name, before[b.Name], now[b.Name])
 	}
 }
 
