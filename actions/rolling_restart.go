@@ -824,9 +824,16 @@ type restartData struct {
 // restarted reports whether the server started after the recorded read:
 // start times are whole seconds and now()-uptime() may differ by one
 // between two reads of the same process, so a new process is one that
-// started at least 2 s after the recorded start.
+// started at least 2 s after the recorded start, or one whose uptime
+// (whole seconds, truncated) is shorter than the time since the record.
 func restarted(st nodeState, rd restartData) bool {
-	return st.err == nil && st.start >= rd.StartBefore+2
+	if st.err != nil {
+		return false
+	}
+	if st.start >= rd.StartBefore+2 {
+		return true
+	}
+	return !rd.RecordedAt.IsZero() && !st.readAt.IsZero() && float64(st.uptime+1) < st.readAt.Sub(rd.RecordedAt).Seconds()
 }
 
 func (a *RollingRestart) silences(d RollingRestartDetails) *SilenceClient {

@@ -1,6 +1,7 @@
 package actions
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -119,3 +120,40 @@ func TestRollingRestartParams(t *testing.T) {
 		t.Errorf("%+v %v", p, err)
 	}
 }
+
+func TestRestarted(t *testing.T) {
+	rec := time.Date(2026, 12, 1, 8, 0, 10, 0, time.UTC)
+	rd := restartData{StartBefore: rec.Unix() - 100, RecordedAt: rec}
+	for _, c := range []struct {
+		name string
+		st   nodeState
+		want bool
+	}{
+		{"same process, same second", nodeState{start: rd.StartBefore, uptime: 105, readAt: rec.Add(5 * time.Second)}, false},
+		{"same process, rounding", nodeState{start: rd.StartBefore + 1, uptime: 104, readAt: rec.Add(5 * time.Second)}, false},
+		{"new process", nodeState{start: rec.Unix() + 3, uptime: 2, readAt: rec.Add(5 * time.Second)}, true},
+		{"down", nodeState{err: errTest, readAt: rec.Add(5 * time.Second)}, false},
+	} {
+		if got := restarted(c.st, rd); got != c.want {
+			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
+	}
+	// A process that had just started when it was recorded, restarted
+	// fast: its start time moved by one second only, its uptime (1 s)
+	// is shorter than the 3.2 s since the record.
+	young := restartData{StartBefore: rec.Unix(), RecordedAt: rec}
+	for _, c := range []struct {
+		name string
+		st   nodeState
+		want bool
+	}{
+		{"restarted fast", nodeState{start: rec.Unix() + 1, uptime: 1, readAt: rec.Add(3200 * time.Millisecond)}, true},
+		{"the same process", nodeState{start: rec.Unix() + 1, uptime: 2, readAt: rec.Add(3200 * time.Millisecond)}, false},
+	} {
+		if got := restarted(c.st, young); got != c.want {
+			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
+	}
+}
+
+var errTest = errors.New("connection refused")
