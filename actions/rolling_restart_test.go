@@ -148,7 +148,7 @@ func TestRestarted(t *testing.T) {
 		want bool
 	}{
 		{"restarted fast", nodeState{start: rec.Unix() + 1, uptime: 1, readAt: rec.Add(3200 * time.Millisecond)}, true},
-		{"the same process", nodeState{start: rec.Unix() + 1, uptime: 2, readAt: rec.Add(3200 * time.Millisecond)}, false},
+		{"the same process", nodeState{start: rec.Unix(), uptime: 3, readAt: rec.Add(3200 * time.Millisecond)}, false},
 	} {
 		if got := restarted(c.st, young); got != c.want {
 			t.Errorf("%s: %v, want %v", c.name, got, c.want)
