@@ -983,9 +983,19 @@ func (a *RollingRestart) restart(ctx context.Context, cl *config.Cluster, d Roll
 	if cmdErr != nil {
 		// The command failed: did the node restart or go down anyway (a
 		// SYSTEM SHUTDOWN loses its connection; an ssh session may drop)?
-		time.Sleep(d.PollInterval)
-		st := a.read(ctx, cl, n)
-		if st.err == nil && !restarted(st, rd) {
+		// A server shutting down may accept connections for a moment.
+		var st nodeState
+		why, _, err := a.poll(ctx, d, min(restartSettle, d.CommandTimeout), func() string {
+			st = a.read(ctx, cl, n)
+			if st.err != nil || restarted(st, rd) {
+				return ""
+			}
+			return "up with its old start time"
+		})
+		if err != nil {
+			return result(rd, ""), err
+		}
+		if why != "" {
 			undo := ""
 			if rd.MergesStopped {
 				undo = a.startMerges(ctx, cl, n)
@@ -998,11 +1008,19 @@ func (a *RollingRestart) restart(ctx context.Context, cl *config.Cluster, d Roll
 	if rd.Command != nil {
 		out += fmt.Sprintf("; command exited %d after %s", rd.Command.ExitCode, rd.Command.Duration.Round(time.Millisecond))
 	}
+	if cmdErr != nil {
+		out += fmt.Sprintf("; it ended with an error (%v) but the server went down", cmdErr)
+	}
 	if rd.Resumed != "" {
 		out = rd.Resumed + "; " + out
 	}
 	return result(rd, out), nil
 }
+
+// restartSettle is how long a failed restart command or statement is
+// given to show its effect (the server going down) before the restart is
+// declared failed.
+const restartSettle = 15 * time.Second
 
 func (a *RollingRestart) startMerges(ctx context.Context, cl *config.Cluster, n RestartNode) string {
 	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -49,6 +50,11 @@ func newRoll(t *testing.T, env *testenv.Env, section string) *roll {
 	}
 	t.Cleanup(func() { rs.Close() })
 	cmd, _ := json.Marshal(rs.Command())
+	commandLine := "        command: " + string(cmd)
+	if strings.Contains(section, "executor: sql") {
+		commandLine = "        executor: sql"
+		section = strings.ReplaceAll(section, "        executor: sql\n", "")
+	}
 	am := ""
 	if env.Alertmanager != nil {
 		am = env.Alertmanager.URL
@@ -66,14 +72,14 @@ clusters:
     actions:
       clickhouse: {user: %s, password_env: CH_ACTIONS_PW}
       rolling_restart:
-        command: %s
+%s
         timeout: 60s
         poll_interval: 200ms
         max_keeper_latency: 200ms
         timeouts: {before: 10s, drain: 10s, up: 30s, tables: 30s, catch_up: 30s}
 %s`, am, env.ClickHouse[0].Name, env.ClickHouse[0].Addr(), env.ClickHouse[0].Replica,
 		env.ClickHouse[1].Name, env.ClickHouse[1].Addr(), env.ClickHouse[1].Replica,
-		env.ZooKeeper.Addr, env.AdminUser, cmd, section)
+		env.ZooKeeper.Addr, env.AdminUser, commandLine, section)
 	cfg := parseConfig(t, src, map[string]string{"CH_ACTIONS_PW": env.AdminPassword})
 	engine := testEngine(t, env, cfg)
 	reg, err := NewRegistry(cfg, Deps{DataDir: t.TempDir(), Diagnose: engine.Diagnose})
@@ -710,5 +716,62 @@ func TestSilenceClientRealAlertmanager(t *testing.T) {
 	}
 	if _, err := (&SilenceClient{URL: env.Alertmanager.URL}).Create(ctx, Silence{StartsAt: now, EndsAt: now.Add(time.Hour)}); err == nil || !strings.Contains(err.Error(), "HTTP 422: {\"code\":602,\"message\":\"matchers in body is required\"}") {
 		t.Errorf("a silence without matchers: %v", err)
+	}
+}
+
+// The sql executor: SYSTEM SHUTDOWN with the actions credentials, and a
+// supervisor (here a loop of the test, as systemd's Restart=always) that
+// starts the server again.
+func TestRollingRestartSQLExecutor(t *testing.T) {
+	env := testenv.Shared(t)
+	ctx := t.Context()
+	if err := env.WaitHealthy(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r := newRoll(t, env, "        executor: sql\n")
+	var mu sync.Mutex
+	started := map[string]int{}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+			for _, c := range env.ClickHouse {
+				if !c.Running() {
+					if err := c.Start(context.Background()); err != nil {
+						t.Errorf("supervisor: start %s: %v", c.Name, err)
+						continue
+					}
+					mu.Lock()
+					started[c.Name]++
+					mu.Unlock()
+				}
+			}
+		}
+	}()
+	defer func() { close(stop); <-done }()
+	plan := r.mustPlan(t, nil)
+	if !strings.Contains(plan.Method, "SYSTEM SHUTDOWN") || !slices.Contains(plan.Steps[2].SQL, "SYSTEM SHUTDOWN") {
+		t.Fatalf("plan %s %v", plan.Method, plan.Steps[2])
+	}
+	exec := newExecution(t, r.st, plan, "")
+	out, err := NewRunner(r.st, r.reg, RunnerOptions{}).Run(ctx, exec, nil)
+	if err != nil || out.State != ExecSucceeded {
+		t.Fatalf("%s %v: %s %v", out.State, err, out.Error, stepStates(out))
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, c := range env.ClickHouse {
+		if started[c.Name] != 1 {
+			t.Errorf("%s started again %d times by the supervisor", c.Name, started[c.Name])
+		}
+	}
+	for _, s := range out.Steps {
+		t.Logf("  %s %s: %s", s.Step.ID, s.State, s.Result.Output)
 	}
 }
