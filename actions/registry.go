@@ -47,9 +47,6 @@ type Deps struct {
 	Busy func(ctx context.Context, cluster string) (holder, executionID string, held bool, err error)
 	// HTTPClient calls Alertmanager (silences); default http.DefaultClient.
 	HTTPClient *http.Client
-	// ExecSQL runs a statement returning no rows on a node with the
-	// actions credentials (tests); nil: the native driver's Exec.
-	ExecSQL func(ctx context.Context, cl *config.Cluster, node, addr, stmt string) error
 }
 
 // NodeTuning bounds one action's client of a node.

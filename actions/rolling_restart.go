@@ -1135,9 +1135,6 @@ func (a *RollingRestart) after(ctx context.Context, cl *config.Cluster, d Rollin
 // credentials. clickhouse.Node is for queries (its Query reads EOF after a
 // statement on 18.16 although it ran); the driver's Exec is used instead.
 func (a *RollingRestart) exec(ctx context.Context, cl *config.Cluster, n RestartNode, stmt string, timeout time.Duration) error {
-	if a.deps.ExecSQL != nil {
-		return a.deps.ExecSQL(ctx, cl, n.Name, n.Address, stmt)
-	}
 	c, err := ddlfreeze.DialNative(clickhouse.NodeConfig{Name: n.Name, Addr: n.Address, User: cl.Actions.ClickHouse.User,
 		Password: cl.Actions.ClickHouse.Password.Value(), Database: cl.ClickHouse.Database, Secure: cl.ClickHouse.Secure}, timeout)
 	if err != nil {

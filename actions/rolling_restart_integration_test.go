@@ -75,7 +75,7 @@ clusters:
 %s
         timeout: 60s
         poll_interval: 200ms
-        max_keeper_latency: 200ms
+        max_keeper_latency: 2s
         timeouts: {before: 10s, drain: 10s, up: 30s, tables: 30s, catch_up: 30s}
 %s`, am, env.ClickHouse[0].Name, env.ClickHouse[0].Addr(), env.ClickHouse[0].Replica,
 		env.ClickHouse[1].Name, env.ClickHouse[1].Addr(), env.ClickHouse[1].Replica,

@@ -72,7 +72,7 @@ approvals:
 			env.ZooKeeper.Addr, env.AdminUser, cmdJSON, maxLatency)), 0o600)
 		return p
 	}
-	cfg := write("chmedic.yaml", "200ms")
+	cfg := write("chmedic.yaml", "2s")
 	run := func(args ...string) (int, string, string) {
 		cmd := exec.Command(binary, args...)
 		cmd.Env = append(os.Environ(), "CHMEDIC_TEST_ACTIONS_PASSWORD="+env.AdminPassword, "CHMEDIC_TEST_PROBE_PASSWORD="+env.ProbePassword)
