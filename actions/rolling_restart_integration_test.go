@@ -7,7 +7,9 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -39,7 +41,7 @@ type roll struct {
 
 // rollConfig is the YAML of the rolling_restart section; %s is replaced by
 // the command.
-func newRoll(t *testing.T, env *testenv.Env, section string) *roll {
+func newRoll(t testing.TB, env *testenv.Env, section string) *roll {
 	t.Helper()
 	if _, err := exec.LookPath("curl"); err != nil {
 		t.Skip("curl is needed by the restart command")
@@ -80,18 +82,30 @@ clusters:
 %s`, am, env.ClickHouse[0].Name, env.ClickHouse[0].Addr(), env.ClickHouse[0].Replica,
 		env.ClickHouse[1].Name, env.ClickHouse[1].Addr(), env.ClickHouse[1].Replica,
 		env.ZooKeeper.Addr, env.AdminUser, commandLine, section)
-	cfg := parseConfig(t, src, map[string]string{"CH_ACTIONS_PW": env.AdminPassword})
+	path := filepath.Join(t.TempDir(), "chmedic.yaml")
+	if err := os.WriteFile(path, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Parse(path, []byte(src), func(k string) (string, bool) { return env.AdminPassword, k == "CH_ACTIONS_PW" }, nil)
+	if err != nil {
+		t.Fatalf("config:\n%v\n%s", err, src)
+	}
 	engine := testEngine(t, env, cfg)
 	reg, err := NewRegistry(cfg, Deps{DataDir: t.TempDir(), Diagnose: engine.Diagnose})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &roll{env: env, rs: rs, cfg: cfg, reg: reg, st: openStore(t, "")}
+	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "s.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return &roll{env: env, rs: rs, cfg: cfg, reg: reg, st: st}
 }
 
 // testEngine is the diagnosis engine chmedic builds (internal/app), with
 // the probe user and no cache.
-func testEngine(t *testing.T, env *testenv.Env, cfg *config.Config) *diagnose.Engine {
+func testEngine(t testing.TB, env *testenv.Env, cfg *config.Config) *diagnose.Engine {
 	t.Helper()
 	dc := &diagnose.Cluster{Name: "test", KeeperCommands: config.DefaultKeeperCommands(), KeeperKind: config.KeeperKindZooKeeper,
 		Keeper: []diagnose.KeeperNode{{Name: "zk-1", Addr: env.ZooKeeper.Addr}}}
@@ -107,12 +121,12 @@ func testEngine(t *testing.T, env *testenv.Env, cfg *config.Config) *diagnose.En
 	return diagnose.New([]*diagnose.Cluster{dc}, diagnose.Options{CacheTTL: -1, Thresholds: probe.FromConfig(cfg.Diagnosis), Keeper: &keeper.Client{Timeout: 2 * time.Second}})
 }
 
-func (r *roll) plan(t *testing.T, params map[string]string) (Plan, error) {
+func (r *roll) plan(t testing.TB, params map[string]string) (Plan, error) {
 	t.Helper()
 	return r.reg[RollingRestartKind].Plan(t.Context(), Request{Cluster: "test", Params: WithDefaults(RollingRestartKind, params), RequestedBy: "cli:test"})
 }
 
-func (r *roll) mustPlan(t *testing.T, params map[string]string) Plan {
+func (r *roll) mustPlan(t testing.TB, params map[string]string) Plan {
 	t.Helper()
 	p, err := r.plan(t, params)
 	if err != nil {
@@ -198,7 +212,7 @@ func (w *watcher) Stop() []sample {
 // analyse checks the samples: never both down; returns the longest time
 // the shard had fewer than all its replicas answering, and the order in
 // which the start times changed.
-func analyse(t *testing.T, samples []sample, names []string) (longest time.Duration, changes []string) {
+func analyse(t testing.TB, samples []sample, names []string) (longest time.Duration, changes []string) {
 	t.Helper()
 	first := samples[0].start
 	changed := map[string]bool{}
@@ -774,4 +788,43 @@ func TestRollingRestartSQLExecutor(t *testing.T) {
 	for _, s := range out.Steps {
 		t.Logf("  %s %s: %s", s.Step.ID, s.State, s.Result.Output)
 	}
+}
+
+// One roll of both real replicas per iteration: its duration, and the
+// longest moment the shard had fewer than all its replicas answering
+// (sampled every 0.2 s):
+//
+//	go test ./actions/ -run '^$' -bench RollingRestart -benchtime 1x
+func BenchmarkRollingRestart(b *testing.B) {
+	env := testenv.Shared(b)
+	r := newRoll(b, env, "")
+	var total, degraded time.Duration
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		if err := env.WaitHealthy(b.Context()); err != nil {
+			b.Fatal(err)
+		}
+		plan := r.mustPlan(b, nil)
+		data, _ := json.Marshal(plan)
+		id, _, err := r.st.CreateExecution(b.Context(), store.ExecutionRecord{Cluster: plan.Cluster, Kind: plan.Kind, Plan: data, PlanHash: plan.Hash()})
+		if err != nil {
+			b.Fatal(err)
+		}
+		w := watch(env)
+		b.StartTimer()
+		t0 := time.Now()
+		out, err := NewRunner(r.st, r.reg, RunnerOptions{}).Run(b.Context(), Execution{ID: id, Plan: plan}, nil)
+		took := time.Since(t0)
+		b.StopTimer()
+		time.Sleep(time.Second)
+		samples := w.Stop()
+		if err != nil || out.State != ExecSucceeded {
+			b.Fatalf("%s %v: %s", out.State, err, out.Error)
+		}
+		longest, _ := analyse(b, samples, []string{env.ClickHouse[0].Name, env.ClickHouse[1].Name})
+		total += took
+		degraded = max(degraded, longest)
+	}
+	b.ReportMetric(total.Seconds()/float64(b.N), "s/roll")
+	b.ReportMetric(degraded.Seconds(), "s_one_replica_max")
 }
