@@ -27,8 +27,19 @@ var _ StepCheckpointer = (*store.Store)(nil)
 type checkpointKey struct{}
 
 type checkpoint struct {
-	prev json.RawMessage
-	save func(ctx context.Context, data json.RawMessage) error
+	prev   json.RawMessage
+	save   func(ctx context.Context, data json.RawMessage) error
+	report func(text string)
+}
+
+// ReportProgress reports what the running step is doing now (e.g. which
+// gate it waits for): the Runner passes it on as a "running" Progress with
+// the step's elapsed time, and the approval flow updates the thread's
+// progress message. Report changes, not every poll.
+func ReportProgress(ctx context.Context, text string) {
+	if c, ok := ctx.Value(checkpointKey{}).(*checkpoint); ok && c.report != nil {
+		c.report(text)
+	}
 }
 
 // ErrNoCheckpoint is returned by SaveCheckpoint outside a Runner, or when
@@ -57,8 +68,8 @@ func SaveCheckpoint(ctx context.Context, data json.RawMessage) error {
 // withCheckpoint returns the context an Execute of step gets: the data of
 // its previous attempt (rec, when one was recorded and did not finish) and
 // a save recording into the store.
-func (r *Runner) withCheckpoint(ctx context.Context, execID string, step Step, rec *store.StepRecord) context.Context {
-	c := &checkpoint{}
+func (r *Runner) withCheckpoint(ctx context.Context, execID string, step Step, rec *store.StepRecord, report func(string)) context.Context {
+	c := &checkpoint{report: report}
 	if rec != nil && rec.State != StepDone && len(rec.Result) > 0 {
 		var res StepResult
 		if json.Unmarshal(rec.Result, &res) == nil {

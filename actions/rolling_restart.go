@@ -749,6 +749,15 @@ func (a *RollingRestart) preflight(ctx context.Context, cl *config.Cluster, d Ro
 // poll calls check every interval until it returns "" or timeout passes;
 // it returns the last reason.
 func (a *RollingRestart) poll(ctx context.Context, d RollingRestartDetails, timeout time.Duration, check func() string) (string, time.Duration, error) {
+	return a.pollGate(ctx, d, "", timeout, check)
+}
+
+// pollGate is poll that first reports the gate it waits for (the
+// thread's progress message shows it).
+func (a *RollingRestart) pollGate(ctx context.Context, d RollingRestartDetails, gate string, timeout time.Duration, check func() string) (string, time.Duration, error) {
+	if gate != "" {
+		ReportProgress(ctx, fmt.Sprintf("waiting for %s (up to %s)", gate, timeout))
+	}
 	start := time.Now()
 	deadline := start.Add(timeout)
 	for {
@@ -779,7 +788,7 @@ func (a *RollingRestart) before(ctx context.Context, cl *config.Cluster, d Rolli
 		}
 	}
 	var lines []string
-	why, took, err := a.poll(ctx, d, d.Timeouts.Before, func() string {
+	why, took, err := a.pollGate(ctx, d, fmt.Sprintf("the other replicas of shard %d to be healthy", n.Shard), d.Timeouts.Before, func() string {
 		lines = lines[:0]
 		var bad []string
 		self := a.read(ctx, cl, n)
@@ -944,7 +953,7 @@ func (a *RollingRestart) restart(ctx context.Context, cl *config.Cluster, d Roll
 		if err := save(rd); err != nil {
 			return result(rd, ""), err
 		}
-		why, took, err := a.poll(ctx, d, d.Timeouts.Drain, func() string {
+		why, took, err := a.pollGate(ctx, d, "the running merges of "+n.Name+" to finish", d.Timeouts.Drain, func() string {
 			rows, err := conn.Query(ctx, "SELECT count() AS n FROM system.merges")
 			if err != nil {
 				return "system.merges: " + clickhouse.Cause(err)
@@ -967,6 +976,7 @@ func (a *RollingRestart) restart(ctx context.Context, cl *config.Cluster, d Roll
 	if err := save(rd); err != nil {
 		return result(rd, ""), err
 	}
+	ReportProgress(ctx, "restarting "+n.Name)
 	var cmdErr error
 	switch d.Executor {
 	case config.RestartExecutorSQL:
@@ -1075,7 +1085,7 @@ func (a *RollingRestart) after(ctx context.Context, cl *config.Cluster, d Rollin
 	fail := func(gate string, limit, took time.Duration, why string) error {
 		return fmt.Errorf("gate %q of %s failed: %s after %s (timeout %s): %s", gate, n.Name, why, took.Round(time.Millisecond), limit, where(d, i, "after its restart"))
 	}
-	why, took, err := a.poll(ctx, d, d.Timeouts.Up, func() string {
+	why, took, err := a.pollGate(ctx, d, n.Name+" to answer with a new start time", d.Timeouts.Up, func() string {
 		last = a.read(ctx, cl, n)
 		switch {
 		case last.err != nil:
@@ -1092,7 +1102,7 @@ func (a *RollingRestart) after(ctx context.Context, cl *config.Cluster, d Rollin
 		return StepResult{}, fail("up with a new start time", d.Timeouts.Up, took, why)
 	}
 	upAfter := took
-	why, took, err = a.poll(ctx, d, d.Timeouts.Tables, func() string {
+	why, took, err = a.pollGate(ctx, d, n.Name+"'s replicated tables to be attached and writable", d.Timeouts.Tables, func() string {
 		last = a.read(ctx, cl, n)
 		switch {
 		case last.err != nil:
@@ -1115,7 +1125,7 @@ func (a *RollingRestart) after(ctx context.Context, cl *config.Cluster, d Rollin
 		return StepResult{}, fail("replicated tables attached and writable", d.Timeouts.Tables, took, why)
 	}
 	tablesAfter := took
-	why, took, err = a.poll(ctx, d, d.Timeouts.CatchUp, func() string {
+	why, took, err = a.pollGate(ctx, d, n.Name+" to catch up (delay and queue below the thresholds)", d.Timeouts.CatchUp, func() string {
 		last = a.read(ctx, cl, n)
 		return last.healthy(d)
 	})

@@ -287,8 +287,14 @@ func TestRollingRestartRealCluster(t *testing.T) {
 
 	var silencesSeen []string
 	var smu sync.Mutex
+	var reported []string
 	progress := func(p Progress) {
-		if p.State == StepRunning && strings.HasSuffix(p.Step.ID, "/after") {
+		if p.State == StepRunning && p.Output != "" {
+			smu.Lock()
+			reported = append(reported, fmt.Sprintf("%d/%d %s: %s (%s)", p.Index, p.Total, p.Step.ID, p.Output, p.Elapsed.Round(time.Millisecond)))
+			smu.Unlock()
+		}
+		if p.State == StepRunning && p.Output == "" && strings.HasSuffix(p.Step.ID, "/after") {
 			smu.Lock()
 			silencesSeen = append(silencesSeen, activeSilences(t, env, p.Step.Node)...)
 			smu.Unlock()
@@ -331,6 +337,15 @@ func TestRollingRestartRealCluster(t *testing.T) {
 	}
 	for _, s := range out.Steps {
 		t.Logf("  %s %s: %s", s.Step.ID, s.State, s.Result.Output)
+	}
+	// The current gate is reported while a step runs (the thread's
+	// progress message shows it).
+	live := strings.Join(reported, "\n")
+	for _, w := range []string{"2/7 " + b + "/before: waiting for the other replicas of shard 1 to be healthy (up to 10s)", "3/7 " + b + "/restart: restarting " + b,
+		"4/7 " + b + "/after: waiting for " + b + " to answer with a new start time (up to 30s)", "waiting for " + a + " to catch up"} {
+		if !strings.Contains(live, w) {
+			t.Errorf("progress reported lacks %q:\n%s", w, live)
+		}
 	}
 	if o := out.Steps[3].Result.Output; !strings.Contains(o, "restarted (start time") || !strings.Contains(o, "expired") {
 		t.Errorf("after step output %q", o)
