@@ -54,9 +54,10 @@ func Catalog() map[string]Kind {
 			Doc:     "Restart ClickHouse nodes one replica at a time, waiting for each to be healthy; refuses to start while the coordination service is degraded.",
 			Confirm: "ClickHouse nodes will be restarted one at a time. Queries on a restarting node fail. Do not do this while the coordination service is still recovering.",
 			Params: []Param{
-				{Name: "max_unavailable", Default: "1", Doc: "nodes restarted at once (never more than one replica of a shard)", check: intRange(1, 10)},
-				{Name: "wait_healthy", Default: "5m", Doc: "how long to wait for a node to be healthy before stopping the rollout", check: durationUpTo(time.Hour)},
-				{Name: "require_keeper_healthy", Default: "true", Doc: "refuse to start unless coordination latency is normal", check: boolean},
+				{Name: "max_unavailable", Default: "1", Doc: "nodes restarted at once: 1 (one node at a time, so never two replicas of a shard; restarting nodes of different shards together is not implemented)", check: intRange(1, 1)},
+				{Name: "wait_healthy", Default: "5m", Doc: "bound on each wait after a node's restart (to answer, its tables writable, caught up) before stopping the rollout; caps actions.rolling_restart.timeouts.up/tables/catch_up", check: durationUpTo(time.Hour)},
+				{Name: "require_keeper_healthy", Default: "true", Doc: "refuse to start unless the coordination service is healthy (latency below the stress threshold, quorum, no reconnection herd within herd_window)", check: boolean},
+				{Name: "alert_node", Doc: "the ClickHouse node the alert is about: restarted last (or first, per actions.rolling_restart.order)", check: userList},
 			},
 		},
 		{

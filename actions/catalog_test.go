@@ -17,7 +17,7 @@ func TestValidate(t *testing.T) {
 		{"ddl_freeze", map[string]string{"users": "app, etl"}, ""},
 		{"ddl_freeze", map[string]string{"users": "app,,etl"}, "empty user"},
 		{"ddl_freeze", map[string]string{"colour": "red"}, `unknown parameter "colour"`},
-		{"rolling_restart", map[string]string{"max_unavailable": "0"}, "want an integer in [1, 10]"},
+		{"rolling_restart", map[string]string{"max_unavailable": "0"}, "want an integer in [1, 1]"},
 		{"rolling_restart", map[string]string{"require_keeper_healthy": "maybe"}, "want true or false"},
 		{"collect_logs", map[string]string{"window": "10m", "sources": "clickhouse,keeper"}, ""},
 		{"collect_logs", map[string]string{"sources": "kafka"}, `"kafka": want a comma list`},

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"slices"
 	"sort"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"github.com/chmedic/chmedic/internal/clickhouse"
 	"github.com/chmedic/chmedic/internal/config"
 	"github.com/chmedic/chmedic/internal/keeper"
+	"github.com/chmedic/chmedic/playbooks/diagnose"
 )
 
 // Registry is the actions this chmedic can run, by kind.
@@ -41,6 +43,15 @@ type Deps struct {
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	Log *slog.Logger
+	// Diagnose returns a diagnosis of a cluster (the engine's shared,
+	// bounded round); rolling_restart's coordination gates read it. Nil:
+	// those gates refuse.
+	Diagnose func(ctx context.Context, cluster string) (*diagnose.Diagnosis, error)
+	// Busy reports whether another execution holds the cluster's lease
+	// (the Runner's LeaseHolder); nil: not checked at plan time.
+	Busy func(ctx context.Context, cluster string) (holder, executionID string, held bool, err error)
+	// HTTPClient calls Alertmanager (silences); default http.DefaultClient.
+	HTTPClient *http.Client
 }
 
 // NodeTuning bounds one action's client of a node.
@@ -115,8 +126,8 @@ func (d *Deps) fill() {
 }
 
 // NewRegistry returns the actions implemented by this chmedic, configured
-// from cfg. A kind in the catalog but not here (ddl_freeze and
-// rolling_restart until they land) cannot be requested.
+// from cfg. A kind in the catalog but not here (ddl_freeze until it
+// lands) cannot be requested.
 func NewRegistry(cfg *config.Config, deps Deps) (Registry, error) {
 	if cfg == nil {
 		return nil, errors.New("actions: no config")
@@ -126,7 +137,8 @@ func NewRegistry(cfg *config.Config, deps Deps) (Registry, error) {
 	}
 	deps.fill()
 	reg := Registry{
-		CollectLogsKind: NewCollectLogs(cfg, deps),
+		CollectLogsKind:    NewCollectLogs(cfg, deps),
+		RollingRestartKind: NewRollingRestart(cfg, deps),
 	}
 	if deps.Freezes != nil {
 		reg[DDLFreezeKind], reg[DDLUnfreezeKind] = NewDDLFreeze(cfg, deps), NewDDLUnfreeze(cfg, deps)
@@ -145,9 +157,10 @@ type Need struct {
 // needs declares, per action kind, what it requires of a cluster's config.
 // A kind not listed needs nothing (or is not implemented yet).
 var needs = map[string]func(cl *config.Cluster) []Need{
-	CollectLogsKind: collectLogsNeeds,
-	DDLFreezeKind:   ddlFreezeNeeds,
-	DDLUnfreezeKind: ddlFreezeNeeds,
+	CollectLogsKind:    collectLogsNeeds,
+	DDLFreezeKind:      ddlFreezeNeeds,
+	DDLUnfreezeKind:    ddlFreezeNeeds,
+	RollingRestartKind: rollingRestartNeeds,
 }
 
 // optIn are the kinds whose needs `chmedic check` checks only once an

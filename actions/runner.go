@@ -373,9 +373,16 @@ func (r *Runner) run(ctx, runCtx context.Context, id string, action Action, plan
 		}
 		progress(Progress{Index: i + 1, Total: total, Step: step, State: StepRunning})
 		start := r.opts.Now()
-		res, err := action.Execute(runCtx, plan, step, prior)
+		var recorded *store.StepRecord
+		if rec, ok := byID[step.ID]; ok {
+			recorded = &rec
+		}
+		stepCtx := r.withCheckpoint(runCtx, id, step, recorded, func(text string) {
+			progress(Progress{Index: i + 1, Total: total, Step: step, State: StepRunning, Output: text, Elapsed: r.opts.Now().Sub(start)})
+		})
+		res, err := action.Execute(stepCtx, plan, step, prior)
 		if err == nil {
-			if verr := action.Verify(runCtx, plan, step, res); verr != nil {
+			if verr := action.Verify(stepCtx, plan, step, res); verr != nil {
 				err = fmt.Errorf("verify: %w", verr)
 			}
 		}

@@ -21,6 +21,9 @@ const (
 	EventStale       = "refused_plan_changed"
 	EventStarted     = "execution_started"
 	EventFinished    = "execution_finished"
+	// EventStep is one step's end (done, failed, skipped on a resume,
+	// undone): the audit shows every step of an execution.
+	EventStep        = "step"
 	EventInterrupted = "execution_interrupted"
 	EventResumed     = "resumed"
 	EventAborted     = "aborted"

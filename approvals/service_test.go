@@ -281,7 +281,7 @@ func TestClickApproveExecute(t *testing.T) {
 	if !strings.Contains(h.alertPlain(), "collect_logs requested by UREQ: done: succeeded") {
 		t.Errorf("alert message:\n%s", h.alertPlain())
 	}
-	want := "requested:UREQ:planning planned:chmedic:pending refused:UREQ:self-approval refused:UZ:not an approver vote_approve:UB: approved:chmedic:approved execution_started:server 1:running execution_finished:server 1:succeeded"
+	want := "requested:UREQ:planning planned:chmedic:pending refused:UREQ:self-approval refused:UZ:not an approver vote_approve:UB: approved:chmedic:approved execution_started:server 1:running step:server 1:done step:server 1:done execution_finished:server 1:succeeded"
 	if got := h.events(r.ID); got != want {
 		t.Errorf("audit:\n got %s\nwant %s", got, want)
 	}
@@ -523,7 +523,7 @@ func TestInterruptedExecutionResume(t *testing.T) {
 	if h.exec.count() != 2 || h.exec.runs[1].ID != first.ID || h.exec.runs[1].Plan.Hash() != r.PlanHash {
 		t.Fatalf("resume ran %+v (first execution %s)", h.exec.runs, first.ID)
 	}
-	if got := h.events(r.ID); !strings.Contains(got, "execution_started:server 1:running execution_interrupted:chmedic:interrupted refused:UZ:not an approver resumed:UA:approved execution_started:server 2:running execution_finished:server 2:succeeded") {
+	if got := h.events(r.ID); !strings.Contains(got, "execution_started:server 1:running step:server 1:done execution_interrupted:chmedic:interrupted refused:UZ:not an approver resumed:UA:approved execution_started:server 2:running step:server 2:done step:server 2:done step:server 2:done execution_finished:server 2:succeeded") {
 		t.Errorf("audit: %s", got)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/chmedic/chmedic/actions"
 	chslack "github.com/chmedic/chmedic/internal/slack"
@@ -280,6 +281,14 @@ func (s *Service) Execute(ctx context.Context, id string) (store.ApprovalRequest
 	outcome, runErr := s.o.Executor.Run(ctx, actions.Execution{ID: exec.ID, RequestID: id, Plan: stored}, func(p actions.Progress) {
 		s.stepProgress(id, stored, p)
 		s.publish(ctx, id)
+		if p.State != actions.StepRunning {
+			var nodes []string
+			if p.Step.Node != "" {
+				nodes = []string{p.Step.Node}
+			}
+			s.audit.append(ctx, store.AuditEntry{Actor: s.o.Name, Event: EventStep, RequestID: id, Kind: r.Kind, Cluster: r.Cluster,
+				Nodes: nodes, PlanHash: r.PlanHash, Outcome: p.State, Detail: firstChars(p.Step.ID+": "+p.Output, 1000)})
+		}
 	})
 	if why, busy := isBusy(runErr); busy && (outcome.State == "" || outcome.State == actions.ExecRunning) {
 		// Another execution took the cluster between the check and the
@@ -416,4 +425,15 @@ func (s *Service) progressOf(id string) []chslack.StepView {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return slices.Clone(s.progress[id])
+}
+
+// firstChars cuts s to n bytes at most (on a rune boundary).
+func firstChars(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
 }

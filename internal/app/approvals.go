@@ -52,17 +52,31 @@ var NewActionRuntime = func(cfg *config.Config, st *store.Store, log *slog.Logge
 	if cfg.Slack.Enabled() {
 		deps.Uploader = chslack.NewUploader(interactionsSlackClient(&cfg.Slack, o.HTTPClient), 0)
 	}
-	reg, err := actions.NewRegistry(cfg, deps)
+	// rolling_restart's coordination gates read a diagnosis (its own
+	// engine: lazy, bounded connections with the probe credentials).
+	engine, closeEngine, err := BuildEngine(cfg, log, nil)
 	if err != nil {
 		return nil, err
 	}
-	runner := actions.NewRunner(st, reg, actions.RunnerOptions{Holder: o.Name, Now: o.Now, Log: log, Registerer: o.Registerer})
+	deps.Diagnose = engine.Diagnose
+	var runner *actions.Runner
+	deps.Busy = func(ctx context.Context, cluster string) (string, string, bool, error) {
+		l, held, err := runner.LeaseHolder(ctx, cluster)
+		return l.Holder, l.ExecutionID, held, err
+	}
+	reg, err := actions.NewRegistry(cfg, deps)
+	if err != nil {
+		closeEngine()
+		return nil, err
+	}
+	runner = actions.NewRunner(st, reg, actions.RunnerOptions{Holder: o.Name, Now: o.Now, Log: log, Registerer: o.Registerer})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if _, err := runner.MarkInterrupted(ctx); err != nil {
+		closeEngine()
 		return nil, fmt.Errorf("mark interrupted executions: %w", err)
 	}
-	return &ActionRuntime{Planner: approvals.ActionsPlanner(reg), Executor: runner, Leases: runnerLeases{runner}}, nil
+	return &ActionRuntime{Planner: approvals.ActionsPlanner(reg), Executor: runner, Leases: runnerLeases{runner}, Close: closeEngine}, nil
 }
 
 // runnerLeases answers approvals.LeaseChecker from the runner's leases.

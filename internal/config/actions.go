@@ -26,6 +26,9 @@ type ClusterActions struct {
 	CollectLogs CollectLogs `yaml:"collect_logs"`
 	// DDLFreeze configures ddl_freeze and ddl_unfreeze (ddl_freeze).
 	DDLFreeze DDLFreeze `yaml:"ddl_freeze"`
+	// RollingRestart configures the rolling_restart action
+	// (rolling_restart); see rolling_restart.go.
+	RollingRestart RollingRestart `yaml:"rolling_restart"`
 }
 
 // ActionsClickHouse are the ClickHouse credentials of actions.
@@ -127,6 +130,7 @@ func (a *ClusterActions) setDefaults() {
 	c.Retention = 7 * 24 * time.Hour
 	c.Upload = true
 	a.DDLFreeze.setDefaults()
+	a.RollingRestart.setDefaults()
 }
 
 // Location returns LogTimezone as a location (Local when unknown).
@@ -262,6 +266,7 @@ func checkTemplates(argv []string) string {
 }
 
 func (d *decoder) validateActions(path string, a *ClusterActions) {
+	d.validateRollingRestart(path, &a.RollingRestart)
 	c := &a.CollectLogs
 	p := path + ".collect_logs"
 	if len(c.Command) > 0 && c.Path != "" {

@@ -34,6 +34,7 @@ func (d *decoder) finish(c *Config) {
 	if checkHTTPURL(c.Slack.APIURL) == "" && !strings.HasSuffix(c.Slack.APIURL, "/") {
 		c.Slack.APIURL += "/"
 	}
+	c.fillRollingRestart()
 	c.Store.Path = d.resolvePath(c.Store.Path)
 	c.Playbooks.Dir = d.resolvePath(c.Playbooks.Dir)
 }
