@@ -129,7 +129,12 @@ func postDigest(ctx context.Context, cfg *config.Config, st *store.Store, d *dig
 	if cfg.Slack.Enabled() {
 		api = goslack.New(cfg.Slack.BotToken.Value(), goslack.OptionAPIURL(cfg.Slack.APIURL))
 	}
-	ob := chslack.NewOutbox(st, api, chslack.OutboxOptions{Log: newLogger(cfg, stderr)})
+	instance, err := st.InstanceID(ctx)
+	if err != nil {
+		fmt.Fprintln(stderr, "chmedic:", err)
+		return 1
+	}
+	ob := chslack.NewOutbox(st, api, chslack.OutboxOptions{Log: newLogger(cfg, stderr), Instance: instance})
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		ob.Step(ctx)

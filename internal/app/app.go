@@ -120,7 +120,12 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 	} else {
 		log.Warn("no Slack bot token configured: messages are written to this log instead of Slack")
 	}
-	a.Outbox = chslack.NewOutbox(st, api, outboxOptions(cfg, chslack.OutboxOptions{Log: log, Registerer: a.reg, Now: opts.Now}))
+	instance, err := st.InstanceID(ctx)
+	if err != nil {
+		a.Close()
+		return nil, err
+	}
+	a.Outbox = chslack.NewOutbox(st, api, outboxOptions(cfg, chslack.OutboxOptions{Log: log, Registerer: a.reg, Now: opts.Now, Instance: instance}))
 
 	a.Processor = &incident.Processor{Config: cfg, Playbooks: pbs, Diagnoser: engine, Store: st, Outbox: a.Outbox, Log: log, Now: opts.Now}
 	if err := a.setupApprovals(ctx); err != nil {

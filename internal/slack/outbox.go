@@ -48,6 +48,10 @@ const MetadataEventType = "chmedic_message"
 
 // OutboxOptions configure the outbox worker.
 type OutboxOptions struct {
+	// Instance identifies the store (store.InstanceID): written into every
+	// message's metadata and required of a message the lookup after an
+	// unknown outcome takes for its own.
+	Instance string
 	// PostInterval is the minimum gap between posts to one channel (Slack
 	// allows about one message per second per channel). Default 1s.
 	PostInterval time.Duration
@@ -402,9 +406,7 @@ func (ob *Outbox) send(ctx context.Context, e store.OutboxEntry) bool {
 	}
 	opts := []slack.MsgOption{
 		slack.MsgOptionText(msg.Text, false),
-		slack.MsgOptionMetadata(slack.SlackMetadata{EventType: MetadataEventType, EventPayload: map[string]any{
-			"outbox_id": strconv.FormatInt(e.ID, 10), "thread_key": e.ThreadKey,
-		}}),
+		slack.MsgOptionMetadata(slack.SlackMetadata{EventType: MetadataEventType, EventPayload: ob.metadata(e)}),
 	}
 	if len(msg.Blocks.BlockSet) > 0 {
 		opts = append(opts, slack.MsgOptionBlocks(msg.Blocks.BlockSet...))
@@ -671,15 +673,41 @@ func (ob *Outbox) reconcile(ctx context.Context, e store.OutboxEntry) {
 	}
 }
 
-// find searches the channel (or the thread) for the message carrying this
-// entry's outbox id in its metadata.
+// metadata is what a message carries to be found again after an unknown
+// outcome: the entry's id, its thread and the store it comes from.
+func (ob *Outbox) metadata(e store.OutboxEntry) map[string]any {
+	m := map[string]any{"outbox_id": strconv.FormatInt(e.ID, 10), "thread_key": e.ThreadKey}
+	if ob.o.Instance != "" {
+		m["store"] = ob.o.Instance
+	}
+	return m
+}
+
+// ours reports whether m is the message entry e posted: the same outbox
+// id and thread, from this store. Outbox ids are per store, so another
+// store's message in the same channel may carry the same id; a message
+// without a store (posted before stores were named) matches on id and
+// thread alone.
+func (ob *Outbox) ours(m slack.Message, e store.OutboxEntry) bool {
+	p := m.Metadata.EventPayload
+	if m.Metadata.EventType != MetadataEventType || fmt.Sprint(p["outbox_id"]) != strconv.FormatInt(e.ID, 10) {
+		return false
+	}
+	if tk, ok := p["thread_key"]; ok && fmt.Sprint(tk) != e.ThreadKey {
+		return false
+	}
+	if st, ok := p["store"]; ok && ob.o.Instance != "" && fmt.Sprint(st) != ob.o.Instance {
+		return false
+	}
+	return true
+}
+
+// find searches the channel (or the thread) for the message this entry
+// posted (its metadata: ours).
 func (ob *Outbox) find(ctx context.Context, e store.OutboxEntry) (string, string, error) {
 	cctx, cancel := context.WithTimeout(ctx, ob.o.CallTimeout)
 	defer cancel()
-	want := strconv.FormatInt(e.ID, 10)
-	match := func(m slack.Message) bool {
-		return m.Metadata.EventType == MetadataEventType && fmt.Sprint(m.Metadata.EventPayload["outbox_id"]) == want
-	}
+	match := func(m slack.Message) bool { return ob.ours(m, e) }
 	oldest := strconv.FormatInt(e.CreatedAt.Add(-time.Minute).Unix(), 10)
 	if e.Kind == store.KindReply {
 		cursor := ""
