@@ -397,6 +397,14 @@ type ResponseURLResponder struct {
 
 // Respond posts r to responseURL.
 func (p *ResponseURLResponder) Respond(ctx context.Context, responseURL string, r Reply) error {
+	body, _ := json.Marshal(map[string]any{"response_type": "ephemeral", "replace_original": false, "text": r.Ephemeral})
+	return PostResponse(ctx, p.Client, responseURL, body)
+}
+
+// PostResponse posts a JSON body to a Slack response_url: only an https
+// URL, or http to a loopback address (tests). hc nil: a client with a
+// 10 s timeout.
+func PostResponse(ctx context.Context, hc *http.Client, responseURL string, body []byte) error {
 	u, err := url.Parse(responseURL)
 	if err != nil {
 		return fmt.Errorf("response_url: %w", err)
@@ -404,13 +412,11 @@ func (p *ResponseURLResponder) Respond(ctx context.Context, responseURL string, 
 	if u.Scheme != "https" && (u.Scheme != "http" || !isLoopback(u.Hostname())) {
 		return fmt.Errorf("response_url %s://%s: refusing a non-https URL", u.Scheme, u.Host)
 	}
-	body, _ := json.Marshal(map[string]any{"response_type": "ephemeral", "replace_original": false, "text": r.Ephemeral})
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, responseURL, bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json; charset=utf-8")
-	hc := p.Client
 	if hc == nil {
 		hc = &http.Client{Timeout: 10 * time.Second}
 	}

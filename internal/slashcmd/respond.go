@@ -1,16 +1,12 @@
 package slashcmd
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
-	"net/url"
-	"strings"
-	"time"
+
+	"github.com/chmedic/chmedic/approvals"
 )
 
 // HTTPResponder posts to a command's response_url as Slack documents:
@@ -23,36 +19,11 @@ type HTTPResponder struct {
 
 // Respond posts r to responseURL.
 func (p *HTTPResponder) Respond(ctx context.Context, responseURL string, r Response) error {
-	u, err := url.Parse(responseURL)
-	if err != nil {
-		return fmt.Errorf("response_url: %w", err)
-	}
-	if u.Scheme != "https" && (u.Scheme != "http" || !isLoopback(u.Hostname())) {
-		return fmt.Errorf("response_url %s://%s: refusing a non-https URL", u.Scheme, u.Host)
-	}
 	body, err := responseBody(r)
 	if err != nil {
 		return err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, responseURL, bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json; charset=utf-8")
-	hc := p.Client
-	if hc == nil {
-		hc = &http.Client{Timeout: 10 * time.Second}
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return fmt.Errorf("response_url: %w", err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("response_url: %s: %s", resp.Status, strings.TrimSpace(string(b)))
-	}
-	return nil
+	return approvals.PostResponse(ctx, p.Client, responseURL, body)
 }
 
 // responseBody is the JSON posted for r.
@@ -78,10 +49,3 @@ func responseBody(r Response) ([]byte, error) {
 	return json.Marshal(m)
 }
 
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
