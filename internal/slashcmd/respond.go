@@ -48,4 +48,3 @@ func responseBody(r Response) ([]byte, error) {
 	m["replace_original"] = false
 	return json.Marshal(m)
 }
-
