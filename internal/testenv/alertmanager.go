@@ -148,6 +148,12 @@ func (a *Alertmanager) SetWebhook(ctx context.Context, url, bearerToken string) 
 	if err != nil {
 		return fmt.Errorf("alertmanager: write config: %w", err)
 	}
+	return a.reload(ctx, receiver)
+}
+
+// reload makes Alertmanager re-read its config file and waits until
+// /api/v2/status shows the config holding receiver.
+func (a *Alertmanager) reload(ctx context.Context, receiver string) error {
 	if _, err := a.do(ctx, http.MethodPost, "/-/reload", nil); err != nil {
 		return fmt.Errorf("alertmanager: reload: %w%s", err, a.logTail())
 	}

@@ -2,16 +2,12 @@ package testenv
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"strconv"
-	"strings"
 	"sync"
-	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -104,27 +100,5 @@ func (a *Alertmanager) SetConfig(ctx context.Context, cfg map[string]any) error 
 	if err := os.Rename(tmp, a.ConfigPath); err != nil {
 		return fmt.Errorf("alertmanager: write config: %w", err)
 	}
-	if _, err := a.do(ctx, http.MethodPost, "/-/reload", nil); err != nil {
-		return fmt.Errorf("alertmanager: reload: %w%s", err, a.logTail())
-	}
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	for {
-		body, err := a.do(ctx, http.MethodGet, "/api/v2/status", nil)
-		if err == nil {
-			var st struct {
-				Config struct {
-					Original string `json:"original"`
-				} `json:"config"`
-			}
-			if json.Unmarshal(body, &st) == nil && strings.Contains(st.Config.Original, marker) {
-				return nil
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("alertmanager: config with receiver %s not loaded: %w%s", marker, ctx.Err(), a.logTail())
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+	return a.reload(ctx, marker)
 }
