@@ -143,10 +143,10 @@ func (k *FreezeKeeper) remind(ctx context.Context, f store.FreezeRecord, partial
 	if threadKey != "" {
 		var err error
 		v.ExtendOffer, err = k.Store.OfferAction(ctx, store.ActionRequest{OfferKey: "freeze-extend/" + kind + "/" + f.ID + "/" + f.ExpiresAt.UTC().Format(time.RFC3339), Kind: actions.DDLFreezeKind,
-			Params: map[string]string{"duration": f.Duration.String()}, Cluster: f.Cluster, GroupKey: groupKey, ThreadKey: threadKey})
+			Params: map[string]string{"duration": f.Duration.String()}, Cluster: f.Cluster, GroupKey: groupKey, ThreadKey: threadKey, Scope: store.OfferScopeReply})
 		if err == nil {
 			v.UnfreezeOffer, err = k.Store.OfferAction(ctx, store.ActionRequest{OfferKey: "freeze-unfreeze/" + kind + "/" + f.ID + "/" + f.ExpiresAt.UTC().Format(time.RFC3339), Kind: actions.DDLUnfreezeKind,
-				Params: map[string]string{}, Cluster: f.Cluster, GroupKey: groupKey, ThreadKey: threadKey})
+				Params: map[string]string{}, Cluster: f.Cluster, GroupKey: groupKey, ThreadKey: threadKey, Scope: store.OfferScopeReply})
 		}
 		if err != nil {
 			k.Log.Error("freezes: offering extend/unfreeze failed", "freeze", f.ID, "err", err)
