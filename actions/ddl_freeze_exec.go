@@ -490,18 +490,50 @@ func (a *DDLFreeze) deliver(ctx context.Context, cl *config.Cluster, np FreezeNo
 	return err
 }
 
+// killResult is the Data of a kill_ddl step. The step itself does not
+// fail when the KILL QUERY does (the arm step after it must still run, or
+// the freeze would stay unarmed): the arm step reads these and fails the
+// execution with "frozen; killing running DDL failed on NODE: ..." (the
+// outcome is partial: the freeze is in place, the kill is not).
+type killResult struct {
+	Node   string `json:"node"`
+	Failed string `json:"kill_failed,omitempty"`
+}
+
 func (a *DDLFreeze) killDDL(ctx context.Context, cl *config.Cluster, d FreezeDetails, n config.ClickHouseNode, step Step) (StepResult, error) {
+	failed := func(err error) (StepResult, error) {
+		msg := firstLine(clickhouse.Cause(err), 200)
+		b, _ := json.Marshal(killResult{Node: n.Name, Failed: msg})
+		return StepResult{Output: "FAILED: KILL QUERY on " + n.Name + ": " + msg + " (the running DDL was not killed; the arm step reports it)", Data: b}, nil
+	}
 	c, err := a.deps.FreezeConns(cl, n, d.StmtTimeout)
 	if err != nil {
-		return StepResult{Output: "not killed: " + firstLine(clickhouse.Cause(err), 200)}, nil
+		return failed(err)
 	}
 	defer c.Close()
 	for _, q := range step.SQL {
 		if err := c.Exec(ctx, q); err != nil {
-			return StepResult{Output: "not killed: " + firstLine(clickhouse.Cause(err), 200)}, nil
+			return failed(err)
 		}
 	}
-	return StepResult{Output: "KILL QUERY sent"}, nil
+	b, _ := json.Marshal(killResult{Node: n.Name})
+	return StepResult{Output: "KILL QUERY sent", Data: b}, nil
+}
+
+// killFailures returns "NODE: error" for each kill_ddl step that failed.
+func killFailures(d FreezeDetails, prior map[string]StepResult) []string {
+	var out []string
+	for _, np := range d.Nodes {
+		res, ok := prior[np.Name+"/kill_ddl"]
+		if !ok {
+			continue
+		}
+		var k killResult
+		if json.Unmarshal(res.Data, &k) == nil && k.Failed != "" {
+			out = append(out, np.Name+": "+k.Failed)
+		}
+	}
+	return out
 }
 
 func (a *DDLFreeze) arm(ctx context.Context, cl *config.Cluster, d FreezeDetails, prior map[string]StepResult) (StepResult, error) {
@@ -545,9 +577,19 @@ func (a *DDLFreeze) arm(ctx context.Context, cl *config.Cluster, d FreezeDetails
 	if len(verified) > 0 {
 		out.Output += "; " + strings.Join(verified, "; ")
 	}
+	kills := killFailures(d, prior)
 	if len(failed) > 0 {
-		return out, fmt.Errorf("partial: DDL is frozen on some nodes only; not frozen: %s (the freeze still expires at %s UTC; request ddl_freeze again to retry those nodes, or ddl_unfreeze to lift it)",
+		err := fmt.Errorf("partial: DDL is frozen on some nodes only; not frozen: %s (the freeze still expires at %s UTC; request ddl_freeze again to retry those nodes, or ddl_unfreeze to lift it)",
 			strings.Join(failed, "; "), rec.ExpiresAt.Format("15:04:05"))
+		if len(kills) > 0 {
+			err = fmt.Errorf("%w; killing running DDL failed on %s", err, strings.Join(kills, "; "))
+		}
+		return out, err
+	}
+	if len(kills) > 0 {
+		// The freeze is in place (active); the execution is partial.
+		return out, fmt.Errorf("frozen; killing running DDL failed on %s (the DDL already running there goes on; the freeze is %s until %s UTC)",
+			strings.Join(kills, "; "), rec.State, rec.ExpiresAt.Format("15:04:05"))
 	}
 	return out, nil
 }
