@@ -381,11 +381,9 @@ func (a *DDLFreeze) freezeProfile(ctx context.Context, cl *config.Cluster, d Fre
 			snap.File = "chmedic's (freeze " + h.FreezeID + ")"
 		}
 	}
-	if st, err := a.checker(cl, n, false).Check(ctx); err == nil {
-		snap.Setting = st.String()
-	} else {
-		snap.Setting = "check user: " + firstLine(clickhouse.Cause(err), 200)
-	}
+	checks, unverified := a.profileChecks(cl, n, d.Profiles, false)
+	snap.Setting = strings.Join(append(readProfiles(ctx, checks), unverifiedLine(unverified, "not read")), "; ")
+	snap.Setting = strings.TrimSuffix(snap.Setting, "; ")
 	snapJSON, _ := json.Marshal(snap)
 	res.Snapshot = snapJSON
 	if fn := rec.Node(n.Name); fn == nil || len(fn.Snapshot) == 0 || fn.State != NodeApplying {
@@ -424,7 +422,6 @@ func (a *DDLFreeze) verifyProfiles(ctx context.Context, cl *config.Cluster, d Fr
 	if err != nil {
 		return []string{"the freeze could not be read: " + err.Error()}
 	}
-	f := cl.Actions.DDLFreeze
 	var mu sync.Mutex
 	var lines []string
 	var wg sync.WaitGroup
@@ -439,24 +436,39 @@ func (a *DDLFreeze) verifyProfiles(ctx context.Context, cl *config.Cluster, d Fr
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var last profile.State
+			checks, unverified := a.profileChecks(cl, n, d.Profiles, true)
+			last := make([]profile.State, len(checks))
 			err := a.poll(ctx, d.VerifyTimeout, func() error {
-				st, err := a.checker(cl, n, true).Check(ctx)
-				if err != nil {
-					return err
-				}
-				last = st
-				if st.Frozen() != want {
-					return fmt.Errorf("a new session of %s still has %s", f.CheckUser.User, st)
+				for i, c := range checks {
+					st, err := c.Checker.Check(ctx)
+					if err != nil {
+						return fmt.Errorf("profile %s (%s): %w", c.Profile, c.User, err)
+					}
+					last[i] = st
+					if st.Frozen() != want {
+						return fmt.Errorf("a new session of %s (profile %s) still has %s", c.User, c.Profile, st)
+					}
 				}
 				return nil
 			})
+			var got []string
+			for i, c := range checks {
+				got = append(got, fmt.Sprintf("profile %s (%s): %s", c.Profile, c.User, last[i]))
+			}
+			written := "written"
+			if !want {
+				written = "removed"
+			}
+			tail := ""
+			if l := unverifiedLine(unverified, written); l != "" {
+				tail = "; " + l
+			}
 			var line string
 			switch {
 			case err == nil:
-				line = fmt.Sprintf("%s %s, verified: %s: %s", n.Name, to, f.CheckUser.User, last)
+				line = fmt.Sprintf("%s %s, verified: %s%s", n.Name, to, strings.Join(got, "; "), tail)
 				a.setNode(ctx, id, n.Name, func(x *store.FreezeNode) { x.State, x.Error = to, "" })
-			case !want && d.Delivery == "path" && clickhouse.Exception(err) == nil && last.Version.IsZero():
+			case !want && d.Delivery == "path" && clickhouse.Exception(err) == nil && (len(last) == 0 || last[0].Version.IsZero()):
 				// The node does not answer, but its override is gone from
 				// this machine: it starts (or reloads) without it.
 				line = fmt.Sprintf("%s %s: the override is removed; the node does not answer (%s) and reads users.d without it when it comes back", n.Name, to, firstLine(clickhouse.Cause(err), 160))
@@ -467,7 +479,7 @@ func (a *DDLFreeze) verifyProfiles(ctx context.Context, cl *config.Cluster, d Fr
 					what = "removed but DDL is not back"
 				}
 				msg := fmt.Sprintf("override %s within %s: %s", what, d.VerifyTimeout, firstLine(clickhouse.Cause(err), 300))
-				line = n.Name + " " + failState + ": " + msg
+				line = n.Name + " " + failState + ": " + msg + tail
 				a.setNode(ctx, id, n.Name, func(x *store.FreezeNode) { x.State, x.Error = failState, msg })
 			}
 			mu.Lock()
