@@ -202,8 +202,8 @@ func ddlFreezeNeeds(cl *config.Cluster) []Need {
 		if f.Delivery() == "" {
 			out = append(out, Need{Key: "ddl_freeze.command", Why: "how the profile method's override file reaches each node (command.write and command.remove, or path)"})
 		}
-		if f.CheckUser.User == "" {
-			out = append(out, Need{Key: "ddl_freeze.check_user", Why: "a user in the targets' profile that verifies, in a new session, that DDL is off"})
+		if f.CheckUser.User == "" && len(f.CheckUsers) == 0 {
+			out = append(out, Need{Key: "ddl_freeze.check_user", Why: "a user in the targets' profile that verifies, in a new session, that DDL is off (or check_users, one per profile)"})
 		}
 	}
 	return out
