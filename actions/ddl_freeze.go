@@ -136,6 +136,9 @@ type FreezeDetails struct {
 	Users      []string `json:"users,omitempty"`
 	Privileges []string `json:"privileges,omitempty"`
 	Profiles   []string `json:"profiles,omitempty"`
+	// Unverified are the frozen profiles without a check user: written
+	// (removed) only, never reported verified.
+	Unverified []string `json:"unverified_profiles,omitempty"`
 	// File is the profile method's override, with its header's freeze id
 	// and expiry set when it runs.
 	File     string           `json:"file,omitempty"`
@@ -199,8 +202,8 @@ func ddlFreezeNeeds(cl *config.Cluster) []Need {
 		if f.Delivery() == "" {
 			out = append(out, Need{Key: "ddl_freeze.command", Why: "how the profile method's override file reaches each node (command.write and command.remove, or path)"})
 		}
-		if f.CheckUser.User == "" {
-			out = append(out, Need{Key: "ddl_freeze.check_user", Why: "a user in the targets' profile that verifies, in a new session, that DDL is off"})
+		if f.CheckUser.User == "" && len(f.CheckUsers) == 0 {
+			out = append(out, Need{Key: "ddl_freeze.check_user", Why: "a user in the targets' profile that verifies, in a new session, that DDL is off (or check_users, one per profile)"})
 		}
 	}
 	return out
@@ -420,6 +423,9 @@ func (a *DDLFreeze) planFreeze(ctx context.Context, cl *config.Cluster, params D
 		notes = append(notes,
 			"Sessions opened before the freeze keep the settings they logged in with: a pooled connection keeps running DDL until it reconnects (measured on 18.16). Only new sessions are refused (code 392, \"DDL queries are prohibited for the user\").",
 			"Every user logging in with a frozen profile is frozen, not only the targets named.")
+		if l := unverifiedLine(d.Unverified, "written"); l != "" {
+			notes = append(notes, "Verification: "+l+"; chmedic reports these written, not frozen for certain.")
+		}
 	}
 	for _, np := range d.Nodes {
 		switch {
@@ -449,7 +455,7 @@ func (a *DDLFreeze) planFreeze(ctx context.Context, cl *config.Cluster, params D
 	}
 	arm := "check every node is frozen; the freeze is active, or partial with the nodes that failed; the timer runs from now"
 	if method == string(ddlfreeze.MethodProfile) {
-		arm = "verify on every node at once that a new session of the check user has allow_ddl = 0 and a DDL probe gets code 392 (within " + f.VerifyTimeout.String() + "); the freeze is active, or partial with the nodes that failed; the timer runs from now"
+		arm = "verify on every node at once that a new session of each frozen profile's check user has allow_ddl = 0 and a DDL probe gets code 392 (within " + f.VerifyTimeout.String() + "); the freeze is active, or partial with the nodes that failed; the timer runs from now"
 	}
 	steps = append(steps, Step{ID: "arm", Title: arm})
 	return a.finishPlan(cl, d, why, steps, notes, observed, fmt.Sprintf("Freeze DDL for %s of %s on %d nodes, %s, for %s",
@@ -616,8 +622,15 @@ func (a *DDLFreeze) planProfile(ctx context.Context, cl *config.Cluster, d *Free
 	if f.Delivery() == "" {
 		return &Refusal{Reason: "the profile method needs actions.ddl_freeze.command (write and remove) or path: how the override reaches each node"}
 	}
-	if f.CheckUser.User == "" {
+	if f.CheckUser.User == "" && len(f.CheckUsers) == 0 {
 		return &Refusal{Reason: "the profile method needs actions.ddl_freeze.check_user: a user in the targets' profile that verifies, in a new session, that DDL is off"}
+	}
+	if len(cl.ClickHouse.Nodes) > 0 {
+		if checks, _ := a.profileChecks(cl, cl.ClickHouse.Nodes[0], d.Profiles, false); len(checks) == 0 {
+			return &Refusal{Reason: fmt.Sprintf("no check user of the frozen profiles %s: the targets span several profiles, so name each check user's profile (actions.ddl_freeze.check_user.profile, check_users)",
+				strings.Join(d.Profiles, ", "))}
+		}
+		_, d.Unverified = a.profileChecks(cl, cl.ClickHouse.Nodes[0], d.Profiles, false)
 	}
 	d.Delivery = f.Delivery()
 	var wg sync.WaitGroup
@@ -633,12 +646,8 @@ func (a *DDLFreeze) planProfile(ctx context.Context, cl *config.Cluster, d *Free
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			st, err := a.checker(cl, n, false).Check(ctx)
-			if err != nil {
-				np.Current = []string{"check user: " + firstLine(clickhouse.Cause(err), 200)}
-				return
-			}
-			np.Current = []string{fmt.Sprintf("%s: %s", f.CheckUser.User, st)}
+			checks, _ := a.profileChecks(cl, n, d.Profiles, false)
+			np.Current = readProfiles(ctx, checks)
 		}()
 	}
 	wg.Wait()
@@ -648,13 +657,6 @@ func (a *DDLFreeze) planProfile(ctx context.Context, cl *config.Cluster, d *Free
 	}
 	d.File = strings.Replace(string(content), "DDL freeze FREEZE-ID, expires 1970-01-01T00:00:00Z.", "DDL freeze <freeze id>, expires <the expiry, UTC>.", 1)
 	return nil
-}
-
-// checker is the profile method's verification on one node.
-func (a *DDLFreeze) checker(cl *config.Cluster, n config.ClickHouseNode, probe bool) profile.Checker {
-	f := cl.Actions.DDLFreeze
-	return profile.Checker{Node: clickhouse.NodeConfig{Name: n.Name, Addr: n.Address, User: f.CheckUser.User, Password: f.CheckUser.Password.Value(),
-		Database: "system", Secure: cl.ClickHouse.Secure}, Timeout: f.StatementTimeout, ProbeDDL: probe}
 }
 
 // freezeFields are the template fields of one node.
@@ -847,7 +849,7 @@ func (a *DDLFreeze) planUnfreeze(ctx context.Context, cl *config.Cluster, req Re
 	}
 	lift := "record the freeze lifted (or still partial with the nodes that failed)"
 	if open.Method == string(ddlfreeze.MethodProfile) {
-		lift = "verify on every node at once that a new session of the check user has allow_ddl = 1 again; " + lift
+		lift = "verify on every node at once that a new session of each frozen profile's check user has allow_ddl = 1 again; " + lift
 	}
 	steps = append(steps, Step{ID: "lift", Title: lift})
 	who := "by hand"

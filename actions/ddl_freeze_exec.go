@@ -381,11 +381,9 @@ func (a *DDLFreeze) freezeProfile(ctx context.Context, cl *config.Cluster, d Fre
 			snap.File = "chmedic's (freeze " + h.FreezeID + ")"
 		}
 	}
-	if st, err := a.checker(cl, n, false).Check(ctx); err == nil {
-		snap.Setting = st.String()
-	} else {
-		snap.Setting = "check user: " + firstLine(clickhouse.Cause(err), 200)
-	}
+	checks, unverified := a.profileChecks(cl, n, d.Profiles, false)
+	snap.Setting = strings.Join(append(readProfiles(ctx, checks), unverifiedLine(unverified, "not read")), "; ")
+	snap.Setting = strings.TrimSuffix(snap.Setting, "; ")
 	snapJSON, _ := json.Marshal(snap)
 	res.Snapshot = snapJSON
 	if fn := rec.Node(n.Name); fn == nil || len(fn.Snapshot) == 0 || fn.State != NodeApplying {
@@ -424,7 +422,6 @@ func (a *DDLFreeze) verifyProfiles(ctx context.Context, cl *config.Cluster, d Fr
 	if err != nil {
 		return []string{"the freeze could not be read: " + err.Error()}
 	}
-	f := cl.Actions.DDLFreeze
 	var mu sync.Mutex
 	var lines []string
 	var wg sync.WaitGroup
@@ -439,24 +436,39 @@ func (a *DDLFreeze) verifyProfiles(ctx context.Context, cl *config.Cluster, d Fr
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var last profile.State
+			checks, unverified := a.profileChecks(cl, n, d.Profiles, true)
+			last := make([]profile.State, len(checks))
 			err := a.poll(ctx, d.VerifyTimeout, func() error {
-				st, err := a.checker(cl, n, true).Check(ctx)
-				if err != nil {
-					return err
-				}
-				last = st
-				if st.Frozen() != want {
-					return fmt.Errorf("a new session of %s still has %s", f.CheckUser.User, st)
+				for i, c := range checks {
+					st, err := c.Checker.Check(ctx)
+					if err != nil {
+						return fmt.Errorf("profile %s (%s): %w", c.Profile, c.User, err)
+					}
+					last[i] = st
+					if st.Frozen() != want {
+						return fmt.Errorf("a new session of %s (profile %s) still has %s", c.User, c.Profile, st)
+					}
 				}
 				return nil
 			})
+			var got []string
+			for i, c := range checks {
+				got = append(got, fmt.Sprintf("profile %s (%s): %s", c.Profile, c.User, last[i]))
+			}
+			written := "written"
+			if !want {
+				written = "removed"
+			}
+			tail := ""
+			if l := unverifiedLine(unverified, written); l != "" {
+				tail = "; " + l
+			}
 			var line string
 			switch {
 			case err == nil:
-				line = fmt.Sprintf("%s %s, verified: %s: %s", n.Name, to, f.CheckUser.User, last)
+				line = fmt.Sprintf("%s %s, verified: %s%s", n.Name, to, strings.Join(got, "; "), tail)
 				a.setNode(ctx, id, n.Name, func(x *store.FreezeNode) { x.State, x.Error = to, "" })
-			case !want && d.Delivery == "path" && clickhouse.Exception(err) == nil && last.Version.IsZero():
+			case !want && d.Delivery == "path" && clickhouse.Exception(err) == nil && (len(last) == 0 || last[0].Version.IsZero()):
 				// The node does not answer, but its override is gone from
 				// this machine: it starts (or reloads) without it.
 				line = fmt.Sprintf("%s %s: the override is removed; the node does not answer (%s) and reads users.d without it when it comes back", n.Name, to, firstLine(clickhouse.Cause(err), 160))
@@ -467,7 +479,7 @@ func (a *DDLFreeze) verifyProfiles(ctx context.Context, cl *config.Cluster, d Fr
 					what = "removed but DDL is not back"
 				}
 				msg := fmt.Sprintf("override %s within %s: %s", what, d.VerifyTimeout, firstLine(clickhouse.Cause(err), 300))
-				line = n.Name + " " + failState + ": " + msg
+				line = n.Name + " " + failState + ": " + msg + tail
 				a.setNode(ctx, id, n.Name, func(x *store.FreezeNode) { x.State, x.Error = failState, msg })
 			}
 			mu.Lock()
@@ -490,18 +502,50 @@ func (a *DDLFreeze) deliver(ctx context.Context, cl *config.Cluster, np FreezeNo
 	return err
 }
 
+// killResult is the Data of a kill_ddl step. The step itself does not
+// fail when the KILL QUERY does (the arm step after it must still run, or
+// the freeze would stay unarmed): the arm step reads these and fails the
+// execution with "frozen; killing running DDL failed on NODE: ..." (the
+// outcome is partial: the freeze is in place, the kill is not).
+type killResult struct {
+	Node   string `json:"node"`
+	Failed string `json:"kill_failed,omitempty"`
+}
+
 func (a *DDLFreeze) killDDL(ctx context.Context, cl *config.Cluster, d FreezeDetails, n config.ClickHouseNode, step Step) (StepResult, error) {
+	failed := func(err error) (StepResult, error) {
+		msg := firstLine(clickhouse.Cause(err), 200)
+		b, _ := json.Marshal(killResult{Node: n.Name, Failed: msg})
+		return StepResult{Output: "FAILED: KILL QUERY on " + n.Name + ": " + msg + " (the running DDL was not killed; the arm step reports it)", Data: b}, nil
+	}
 	c, err := a.deps.FreezeConns(cl, n, d.StmtTimeout)
 	if err != nil {
-		return StepResult{Output: "not killed: " + firstLine(clickhouse.Cause(err), 200)}, nil
+		return failed(err)
 	}
 	defer c.Close()
 	for _, q := range step.SQL {
 		if err := c.Exec(ctx, q); err != nil {
-			return StepResult{Output: "not killed: " + firstLine(clickhouse.Cause(err), 200)}, nil
+			return failed(err)
 		}
 	}
-	return StepResult{Output: "KILL QUERY sent"}, nil
+	b, _ := json.Marshal(killResult{Node: n.Name})
+	return StepResult{Output: "KILL QUERY sent", Data: b}, nil
+}
+
+// killFailures returns "NODE: error" for each kill_ddl step that failed.
+func killFailures(d FreezeDetails, prior map[string]StepResult) []string {
+	var out []string
+	for _, np := range d.Nodes {
+		res, ok := prior[np.Name+"/kill_ddl"]
+		if !ok {
+			continue
+		}
+		var k killResult
+		if json.Unmarshal(res.Data, &k) == nil && k.Failed != "" {
+			out = append(out, np.Name+": "+k.Failed)
+		}
+	}
+	return out
 }
 
 func (a *DDLFreeze) arm(ctx context.Context, cl *config.Cluster, d FreezeDetails, prior map[string]StepResult) (StepResult, error) {
@@ -545,9 +589,19 @@ func (a *DDLFreeze) arm(ctx context.Context, cl *config.Cluster, d FreezeDetails
 	if len(verified) > 0 {
 		out.Output += "; " + strings.Join(verified, "; ")
 	}
+	kills := killFailures(d, prior)
 	if len(failed) > 0 {
-		return out, fmt.Errorf("partial: DDL is frozen on some nodes only; not frozen: %s (the freeze still expires at %s UTC; request ddl_freeze again to retry those nodes, or ddl_unfreeze to lift it)",
+		err := fmt.Errorf("partial: DDL is frozen on some nodes only; not frozen: %s (the freeze still expires at %s UTC; request ddl_freeze again to retry those nodes, or ddl_unfreeze to lift it)",
 			strings.Join(failed, "; "), rec.ExpiresAt.Format("15:04:05"))
+		if len(kills) > 0 {
+			err = fmt.Errorf("%w; killing running DDL failed on %s", err, strings.Join(kills, "; "))
+		}
+		return out, err
+	}
+	if len(kills) > 0 {
+		// The freeze is in place (active); the execution is partial.
+		return out, fmt.Errorf("frozen; killing running DDL failed on %s (the DDL already running there goes on; the freeze is %s until %s UTC)",
+			strings.Join(kills, "; "), rec.State, rec.ExpiresAt.Format("15:04:05"))
 	}
 	return out, nil
 }

@@ -31,6 +31,8 @@ type grantsNode struct {
 	down    bool
 	// running answers system.processes; queued distributed_ddl_queue.
 	running, queued []string
+	// execErr, if set, fails the statements it returns an error for.
+	execErr func(stmt string) error
 }
 
 func (g *grantsNode) Name() string { return g.name }
@@ -40,6 +42,11 @@ func (g *grantsNode) Exec(_ context.Context, stmt string) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.log = append(g.log, stmt)
+	if g.execErr != nil {
+		if err := g.execErr(stmt); err != nil {
+			return err
+		}
+	}
 	if l, ok := g.after[stmt]; ok {
 		g.lines = l
 	}

@@ -134,7 +134,7 @@ func nodeLines(f store.FreezeRecord) []string {
 // remind posts the reminder before the expiry, or (partial) the notice of
 // a partial freeze with Retry failed nodes / Unfreeze all.
 func (k *FreezeKeeper) remind(ctx context.Context, f store.FreezeRecord, partial bool) {
-	threadKey, groupKey := k.thread(ctx, f)
+	threadKey, groupKey, open := k.threadFor(ctx, f)
 	v := chslack.FreezeView{ID: f.ID, Cluster: f.Cluster, State: f.State, Method: f.Method, Targets: f.Targets, ExpiresAt: f.ExpiresAt, Nodes: nodeLines(f), Extend: f.Duration, Partial: partial}
 	kind := "reminder"
 	if partial {
@@ -142,17 +142,19 @@ func (k *FreezeKeeper) remind(ctx context.Context, f store.FreezeRecord, partial
 	}
 	if threadKey != "" {
 		var err error
+		// Scope reply: the buttons are on this reply, and a re-render of
+		// the thread's message must not supersede them.
 		v.ExtendOffer, err = k.Store.OfferAction(ctx, store.ActionRequest{OfferKey: "freeze-extend/" + kind + "/" + f.ID + "/" + f.ExpiresAt.UTC().Format(time.RFC3339), Kind: actions.DDLFreezeKind,
-			Params: map[string]string{"duration": f.Duration.String()}, Cluster: f.Cluster, GroupKey: groupKey, ThreadKey: threadKey})
+			Params: map[string]string{"duration": f.Duration.String()}, Cluster: f.Cluster, GroupKey: groupKey, ThreadKey: threadKey, Scope: store.OfferScopeReply})
 		if err == nil {
 			v.UnfreezeOffer, err = k.Store.OfferAction(ctx, store.ActionRequest{OfferKey: "freeze-unfreeze/" + kind + "/" + f.ID + "/" + f.ExpiresAt.UTC().Format(time.RFC3339), Kind: actions.DDLUnfreezeKind,
-				Params: map[string]string{}, Cluster: f.Cluster, GroupKey: groupKey, ThreadKey: threadKey})
+				Params: map[string]string{}, Cluster: f.Cluster, GroupKey: groupKey, ThreadKey: threadKey, Scope: store.OfferScopeReply})
 		}
 		if err != nil {
 			k.Log.Error("freezes: offering extend/unfreeze failed", "freeze", f.ID, "err", err)
 		}
 		body, _ := json.Marshal(chslack.RenderFreezeReminder(v))
-		if err := k.Approvals.Notice(ctx, threadKey, body); err != nil {
+		if err := k.say(ctx, f, threadKey, open, body); err != nil {
 			k.Log.Error("freezes: posting the reminder failed", "freeze", f.ID, "err", err)
 			return
 		}
@@ -178,10 +180,14 @@ func (k *FreezeKeeper) remind(ctx context.Context, f store.FreezeRecord, partial
 }
 
 func (k *FreezeKeeper) expire(ctx context.Context, f store.FreezeRecord) {
-	threadKey, _ := k.thread(ctx, f)
+	threadKey, _, open := k.threadFor(ctx, f)
 	reason := fmt.Sprintf("DDL freeze %s expired at %s UTC", f.ID, f.ExpiresAt.UTC().Format("2006-01-02 15:04:05"))
 	k.Log.Info("DDL freeze expired: lifting it", "cluster", f.Cluster, "freeze", f.ID, "expires_at", f.ExpiresAt)
-	r, err := k.Approvals.RunAsChmedic(ctx, actions.DDLUnfreezeKind, f.Cluster, threadKey, reason)
+	runThread := threadKey
+	if open {
+		runThread = "" // the freeze's own thread is opened by the notice below
+	}
+	r, err := k.Approvals.RunAsChmedic(ctx, actions.DDLUnfreezeKind, f.Cluster, runThread, reason)
 	// The approval worker may have claimed the request first: wait for
 	// its end (bounded), so that what is said is what happened.
 	for i := 0; err == nil && r.ID != "" && !r.Terminal() && r.State != store.ReqInterrupted && i < 600 && ctx.Err() == nil; i++ {
@@ -222,7 +228,9 @@ func (k *FreezeKeeper) expire(ctx context.Context, f store.FreezeRecord) {
 		k.Log.Error("DDL freeze expired but could not be lifted", "cluster", f.Cluster, "freeze", f.ID, "err", why)
 	}
 	body, _ := json.Marshal(chslack.RenderFreezeNotice(text))
-	if nerr := k.Approvals.Notice(ctx, threadKey, body); nerr != nil {
+	if threadKey == "" {
+		k.Log.Warn("freezes: the expiry is said in the log only", "freeze", f.ID, "why", errNoChannel)
+	} else if nerr := k.say(ctx, f, threadKey, open, body); nerr != nil {
 		k.Log.Error("freezes: posting the expiry notice failed", "freeze", f.ID, "err", nerr)
 	}
 	k.Log.Info(text, "cluster", f.Cluster, "freeze", f.ID)

@@ -37,6 +37,12 @@ type DDLFreeze struct {
 	// CheckUser verifies the profile method: a user logging in with the
 	// targets' profile, confined to the system database (check_user).
 	CheckUser FreezeCheckUser `yaml:"check_user"`
+	// CheckUsers are the check users of several target profiles
+	// (check_users), each with its profile: a new session of a profile's
+	// own user is the only way to read that profile's settings on old
+	// servers. A profile with no check user here (and not the check_user's)
+	// is only written, never reported verified.
+	CheckUsers []FreezeCheckUser `yaml:"check_users"`
 	// KillRunningDDL adds a step per node that kills the DDL queries running
 	// when the freeze is in place (kill_running_ddl) [false].
 	KillRunningDDL bool `yaml:"kill_running_ddl"`
@@ -79,6 +85,25 @@ type FreezeCommand struct {
 type FreezeCheckUser struct {
 	User     string `yaml:"user"`
 	Password Secret `yaml:"password"`
+	// Profile is the settings profile the check user logs in with
+	// (profile): required in check_users; optional for check_user, which
+	// without it verifies a freeze of a single profile only.
+	Profile string `yaml:"profile"`
+}
+
+// CheckUserFor returns the check user of a target profile: the check_users
+// entry of that profile, else check_user when its profile is that one, or
+// (no profile given) when profile is the only profile frozen (single).
+func (f DDLFreeze) CheckUserFor(profile string, single bool) (FreezeCheckUser, bool) {
+	for _, u := range f.CheckUsers {
+		if u.Profile == profile && u.User != "" {
+			return u, true
+		}
+	}
+	if f.CheckUser.User != "" && (f.CheckUser.Profile == profile || (f.CheckUser.Profile == "" && single)) {
+		return f.CheckUser, true
+	}
+	return FreezeCheckUser{}, false
 }
 
 // Freeze methods (actions.ddl_freeze.method).
@@ -248,6 +273,27 @@ func (d *decoder) validateDDLFreeze(path string, c *Cluster) {
 		for i, t := range f.Targets {
 			if t.User == f.CheckUser.User {
 				d.fail(fmt.Sprintf("%s.targets[%d].user", path, i), "%q is the check user; it cannot be a target", t.User)
+			}
+		}
+	}
+	seenProfile := map[string]bool{}
+	for j, u := range f.CheckUsers {
+		p := fmt.Sprintf("%s.check_users[%d]", path, j)
+		switch {
+		case u.User == "":
+			d.fail(p+".user", "is required")
+		case u.User == c.ClickHouse.User || u.User == c.Actions.ClickHouse.User:
+			d.fail(p+".user", "must be a dedicated user in the profile, not the probe or actions user")
+		}
+		if u.Profile == "" {
+			d.fail(p+".profile", "is required: the settings profile this check user logs in with")
+		} else if seenProfile[u.Profile] {
+			d.fail(p+".profile", "profile %q has another check user", u.Profile)
+		}
+		seenProfile[u.Profile] = true
+		for i, t := range f.Targets {
+			if u.User != "" && t.User == u.User {
+				d.fail(fmt.Sprintf("%s.targets[%d].user", path, i), "%q is a check user; it cannot be a target", t.User)
 			}
 		}
 	}

@@ -55,6 +55,11 @@ func TestDDLFreezeErrors(t *testing.T) {
 		{"bad template", []string{"      ddl_freeze: {command: {write: [x, '{{.Paht}}'], remove: [y]}}"}, "ddl_freeze.command.write: invalid template"},
 		{"relative dir", []string{"      ddl_freeze: {command: {dir: users.d}}"}, `ddl_freeze.command.dir: must be an absolute path`},
 		{"bad profile", []string{"      ddl_freeze: {targets: [{user: a, profile: 'x y'}]}"}, `targets[0].profile: invalid settings profile name "x y"`},
+		{"check_users profile", []string{"      ddl_freeze: {check_users: [{user: chk2}]}"}, "ddl_freeze.check_users[0].profile: is required"},
+		{"check_users user", []string{"      ddl_freeze: {check_users: [{profile: p}]}"}, "ddl_freeze.check_users[0].user: is required"},
+		{"check_users twice", []string{"      ddl_freeze: {check_users: [{user: c1, profile: p}, {user: c2, profile: p}]}"}, `check_users[1].profile: profile "p" has another check user`},
+		{"check_users target", []string{"      ddl_freeze: {targets: [{user: c1, profile: p}], check_users: [{user: c1, profile: q}]}"}, `targets[0].user: "c1" is a check user`},
+		{"check_users probe", []string{"      ddl_freeze: {check_users: [{user: default, profile: p}]}"}, "check_users[0].user: must be a dedicated user"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -74,5 +79,28 @@ func TestDDLUnfreezePolicyKind(t *testing.T) {
 	}
 	if !found {
 		t.Fatalf("kinds %v lack ddl_unfreeze", p.Kinds())
+	}
+}
+
+func TestDDLFreezeCheckUserFor(t *testing.T) {
+	f := DDLFreeze{CheckUser: FreezeCheckUser{User: "chk"}, CheckUsers: []FreezeCheckUser{{User: "chk_b", Profile: "b"}}}
+	for _, tt := range []struct {
+		profile string
+		single  bool
+		want    string
+	}{
+		{"a", true, "chk"}, // check_user without a profile: a single-profile freeze
+		{"a", false, ""},   // ... but not one of two profiles
+		{"b", false, "chk_b"},
+		{"b", true, "chk_b"},
+	} {
+		u, ok := f.CheckUserFor(tt.profile, tt.single)
+		if u.User != tt.want || ok != (tt.want != "") {
+			t.Errorf("CheckUserFor(%q, %v) = %q %v, want %q", tt.profile, tt.single, u.User, ok, tt.want)
+		}
+	}
+	f.CheckUser.Profile = "a"
+	if u, _ := f.CheckUserFor("a", false); u.User != "chk" {
+		t.Errorf("check_user with profile a: %q", u.User)
 	}
 }

@@ -34,6 +34,13 @@ const (
 	ActionExpired    = "expired"
 )
 
+// OfferScopeReply is the scope of an offer whose button is on a reply in
+// the thread (a DDL freeze's reminder or partial notice), not on the
+// thread's message: a re-render of the message does not supersede it (its
+// button is still there); it expires after OfferTTL like any offer. The
+// empty scope is the thread message's own offers.
+const OfferScopeReply = "reply"
+
 // OfferTTL is how long an offer stays valid without being superseded.
 const OfferTTL = 24 * time.Hour
 
@@ -48,8 +55,11 @@ type ActionRequest struct {
 	GroupKey   string
 	ThreadKey  string
 	AlertStart time.Time
-	State      string
-	CreatedAt  time.Time
+	// Scope is "" for the offers of the thread's message (superseded when
+	// it is re-rendered) or OfferScopeReply.
+	Scope     string
+	State     string
+	CreatedAt time.Time
 }
 
 // OfferAction records an offer once per offer key (processing the same
@@ -69,9 +79,9 @@ func (s *Store) OfferAction(ctx context.Context, a ActionRequest) (string, error
 			return err
 		}
 		id = newID()
-		_, err = tx.ExecContext(ctx, `INSERT INTO action_requests (id, offer_key, kind, params, cluster, group_key, thread_key, alert_start, state, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			id, a.OfferKey, a.Kind, string(params), a.Cluster, a.GroupKey, a.ThreadKey, millis(a.AlertStart), ActionOffered, millis(s.now()))
+		_, err = tx.ExecContext(ctx, `INSERT INTO action_requests (id, offer_key, kind, params, cluster, group_key, thread_key, alert_start, state, created_at, scope)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			id, a.OfferKey, a.Kind, string(params), a.Cluster, a.GroupKey, a.ThreadKey, millis(a.AlertStart), ActionOffered, millis(s.now()), a.Scope)
 		return err
 	})
 	if err != nil {
@@ -85,8 +95,8 @@ func (s *Store) ActionRequestByID(ctx context.Context, id string) (ActionRequest
 	var a ActionRequest
 	var params string
 	var start, created int64
-	err := s.db.QueryRowContext(ctx, `SELECT id, offer_key, kind, params, cluster, group_key, thread_key, alert_start, state, created_at FROM action_requests WHERE id = ?`, id).
-		Scan(&a.ID, &a.OfferKey, &a.Kind, &params, &a.Cluster, &a.GroupKey, &a.ThreadKey, &start, &a.State, &created)
+	err := s.db.QueryRowContext(ctx, `SELECT id, offer_key, kind, params, cluster, group_key, thread_key, alert_start, state, created_at, scope FROM action_requests WHERE id = ?`, id).
+		Scan(&a.ID, &a.OfferKey, &a.Kind, &params, &a.Cluster, &a.GroupKey, &a.ThreadKey, &start, &a.State, &created, &a.Scope)
 	if errors.Is(err, sql.ErrNoRows) {
 		return a, fmt.Errorf("action request %q: %w", id, ErrNotFound)
 	}
@@ -104,10 +114,11 @@ func newID() string {
 	return strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]))
 }
 
-// supersedeOffers marks the thread's offered requests other than keep
-// superseded (in the transaction that re-renders the thread's message).
+// supersedeOffers marks the thread message's own offered requests (scope
+// "") other than keep superseded (in the transaction that re-renders the
+// thread's message); offers on replies (OfferScopeReply) keep their buttons.
 func supersedeOffers(ctx context.Context, tx *sql.Tx, threadKey string, keep []string) error {
-	q := `UPDATE action_requests SET state = ? WHERE thread_key = ? AND state = ?`
+	q := `UPDATE action_requests SET state = ? WHERE thread_key = ? AND state = ? AND scope = ''`
 	args := []any{ActionSuperseded, threadKey, ActionOffered}
 	if len(keep) > 0 {
 		q += ` AND id NOT IN (?` + strings.Repeat(", ?", len(keep)-1) + `)`

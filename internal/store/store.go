@@ -299,6 +299,10 @@ var migrations = []string{
 		flushed_at     INTEGER NOT NULL DEFAULT 0
 	);
 	CREATE INDEX thread_summaries_due ON thread_summaries (due_at) WHERE due_at > 0;`,
+	// 16 (fix10) an offer's scope: "" for the thread message's own offers
+	// (superseded when it is re-rendered), "reply" for buttons on a reply
+	// (a DDL freeze's reminder), which a re-render leaves offered.
+	`ALTER TABLE action_requests ADD COLUMN scope TEXT NOT NULL DEFAULT '';`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

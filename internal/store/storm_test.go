@@ -32,7 +32,7 @@ func TestHotQueriesUseIndexes(t *testing.T) {
 		"route: top groups":               qTopGroups,
 		"thread":                          `SELECT thread_key, channel, ts, cluster, status, firing, resolved_at, created_at, updated_at FROM slack_threads WHERE thread_key = ?`,
 		"offer: by key":                   `SELECT id FROM action_requests WHERE offer_key = ?`,
-		"offers: supersede":               `UPDATE action_requests SET state = ? WHERE thread_key = ? AND state = ? AND id NOT IN (?)`,
+		"offers: supersede":               `UPDATE action_requests SET state = ? WHERE thread_key = ? AND state = ? AND scope = '' AND id NOT IN (?)`,
 		"outbox: live posts (copied)":     `SELECT ts, (SELECT COUNT(*) FROM outbox WHERE thread_key = ? AND kind = ? AND state IN (?, ?, ?)) FROM slack_threads WHERE thread_key = ?`,
 		"outbox: pending update (copied)": `SELECT id, kind FROM outbox WHERE thread_key = ? AND kind IN (?, ?) AND state = ? ORDER BY id DESC LIMIT 1`,
 	}
