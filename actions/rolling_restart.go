@@ -322,7 +322,7 @@ func (a *RollingRestart) Plan(ctx context.Context, req Request) (Plan, error) {
 		ComputedAt: a.deps.Now().UTC(),
 	}
 	if d.StopMerges {
-		plan.Notes = append(plan.Notes, "SYSTEM STOP MERGES is in memory only: it ends with the restart, and is undone (START MERGES) when the node does not restart; after a crash followed by Abort, run SYSTEM START MERGES on the node by hand.")
+		plan.Notes = append(plan.Notes, "SYSTEM STOP MERGES is in memory only: it ends with the restart, and is undone (START MERGES) when the node does not restart, also when the roll is aborted after a chmedic crash.")
 	}
 	if !d.RequireKeeper {
 		plan.Notes = append(plan.Notes, "require_keeper_healthy=false: the coordination service's state does not stop this roll (the runbook warns against restarting during a reconnection storm).")
