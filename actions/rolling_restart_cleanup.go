@@ -47,6 +47,11 @@ func (a *RollingRestart) Cleanup(ctx context.Context, plan Plan, step Step, chec
 	}
 	var done []string
 	var errs []error
+	if rd.Running != nil && rd.Running.running() {
+		// Not killed here: a restart cut short may leave the server down.
+		errs = append(errs, fmt.Errorf("the restart command of %s left running by the interrupted chmedic (pid %d, process group %d) still runs (deadline %s): it was left alone; kill the process group by hand to stop it",
+			n.Name, rd.Running.PID, rd.Running.PID, rd.Running.Deadline.UTC().Format(time.RFC3339)))
+	}
 	if rd.SilenceID != "" {
 		sc := a.silences(d)
 		st, err := sc.State(ctx, rd.SilenceID)
