@@ -90,6 +90,11 @@ type Command struct {
 	// Stdin, when set, is the command's standard input (ddl_freeze's
 	// override file); otherwise it reads nothing.
 	Stdin io.Reader
+	// OnStart, when set, is called with the pid once the command started
+	// (it leads a process group of its own, whose id is the pid):
+	// rolling_restart records it, so that a chmedic started after a crash
+	// can find a command still running and enforce its timeout.
+	OnStart func(pid int)
 }
 
 // CommandResult is what a command did.
@@ -110,7 +115,9 @@ type CommandRunner interface {
 	Run(ctx context.Context, cmd Command) (CommandResult, error)
 }
 
-// ExecRunner runs commands as child processes with os/exec.
+// ExecRunner runs commands as child processes with os/exec, each in a
+// process group of its own (on unix), killed whole when it times out or
+// its context ends.
 type ExecRunner struct{}
 
 const (
@@ -137,6 +144,8 @@ func (ExecRunner) Run(ctx context.Context, cmd Command) (CommandResult, error) {
 	}
 	c := exec.CommandContext(ctx, cmd.Argv[0], cmd.Argv[1:]...)
 	c.WaitDelay = 2 * time.Second // a child holding the pipes open cannot hang us
+	// Its own process group, killed whole on timeout: no child outlives it.
+	inOwnProcessGroup(c)
 	var out capWriter
 	if cmd.Stdout != nil {
 		out.w = cmd.Stdout
@@ -147,7 +156,13 @@ func (ExecRunner) Run(ctx context.Context, cmd Command) (CommandResult, error) {
 	c.Stdout, c.Stderr = &out, stderr
 	c.Stdin = cmd.Stdin
 	start := time.Now()
-	err := c.Run()
+	err := c.Start()
+	if err == nil {
+		if cmd.OnStart != nil {
+			cmd.OnStart(c.Process.Pid)
+		}
+		err = c.Wait()
+	}
 	res.Duration = time.Since(start)
 	res.Bytes, res.Truncated = out.n, out.dropped
 	if out.buf != nil {

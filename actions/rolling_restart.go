@@ -322,7 +322,7 @@ func (a *RollingRestart) Plan(ctx context.Context, req Request) (Plan, error) {
 		ComputedAt: a.deps.Now().UTC(),
 	}
 	if d.StopMerges {
-		plan.Notes = append(plan.Notes, "SYSTEM STOP MERGES is in memory only: it ends with the restart, and is undone (START MERGES) when the node does not restart; after a crash followed by Abort, run SYSTEM START MERGES on the node by hand.")
+		plan.Notes = append(plan.Notes, "SYSTEM STOP MERGES is in memory only: it ends with the restart, and is undone (START MERGES) when the node does not restart, also when the roll is aborted after a chmedic crash.")
 	}
 	if !d.RequireKeeper {
 		plan.Notes = append(plan.Notes, "require_keeper_healthy=false: the coordination service's state does not stop this roll (the runbook warns against restarting during a reconnection storm).")
@@ -828,6 +828,10 @@ type restartData struct {
 	CommandOutput string         `json:"command_output,omitempty"`
 	// Resumed says what a later attempt found.
 	Resumed string `json:"resumed,omitempty"`
+	// Running is the restart command while it runs (see orphan.go); Reaped
+	// says what a later attempt found of it.
+	Running *orphanCommand `json:"running_command,omitempty"`
+	Reaped  string         `json:"reaped,omitempty"`
 }
 
 // restarted reports whether the server started after the recorded read:
@@ -862,20 +866,38 @@ func (a *RollingRestart) expireSilence(ctx context.Context, d RollingRestartDeta
 	return fmt.Sprintf("; silence %s expired", id)
 }
 
-func (a *RollingRestart) restart(ctx context.Context, cl *config.Cluster, d RollingRestartDetails, i int) (StepResult, error) {
+func (a *RollingRestart) restart(ctx context.Context, cl *config.Cluster, d RollingRestartDetails, i int) (_ StepResult, err error) {
 	n := d.Nodes[i]
 	save := func(rd restartData) error {
 		b, _ := json.Marshal(rd)
 		return SaveCheckpoint(ctx, b)
 	}
 	result := func(rd restartData, out string) StepResult {
+		if rd.Reaped != "" && out != "" {
+			out = rd.Reaped + "; " + out
+		}
 		b, _ := json.Marshal(rd)
 		return StepResult{Output: out, Data: b}
 	}
 	var rd restartData
+	defer func() {
+		if err != nil && rd.Reaped != "" {
+			err = fmt.Errorf("%s; %w", rd.Reaped, err)
+		}
+	}()
 	resumed := false
 	if prev := PreviousCheckpoint(ctx); len(prev) > 0 && json.Unmarshal(prev, &rd) == nil && !rd.RecordedAt.IsZero() {
 		resumed = true
+	}
+	if resumed && rd.Running != nil {
+		// The interrupted attempt's command may still run (chmedic was
+		// killed, its child was not): its timeout is enforced here, before
+		// the node is looked at.
+		note, err := reapOrphan(ctx, *rd.Running, a.deps.Now, d.PollInterval, func(s string) { ReportProgress(ctx, s) })
+		if err != nil {
+			return result(rd, ""), err
+		}
+		rd.Running, rd.Reaped = nil, note
 	}
 	st := a.read(ctx, cl, n)
 	if resumed {
@@ -983,7 +1005,15 @@ func (a *RollingRestart) restart(ctx context.Context, cl *config.Cluster, d Roll
 		cmdErr = a.exec(ctx, cl, n, "SYSTEM SHUTDOWN", d.CommandTimeout)
 	default:
 		var cr CommandResult
-		cr, cmdErr = a.deps.Commands.Run(ctx, Command{Argv: n.Command, Timeout: d.CommandTimeout, MaxOutput: 64 << 10})
+		cr, cmdErr = a.deps.Commands.Run(ctx, Command{Argv: n.Command, Timeout: d.CommandTimeout, MaxOutput: 64 << 10, OnStart: func(pid int) {
+			rd.Running = &orphanCommand{PID: pid, Ticks: processStartTicks(pid), Deadline: a.deps.Now().UTC().Add(d.CommandTimeout)}
+			if err := save(rd); err != nil {
+				a.deps.Log.Error("record the restart command's pid", "node", n.Name, "pid", pid, "err", err)
+			}
+		}})
+		if ctx.Err() == nil {
+			rd.Running = nil // it ended (a cancelled one stays recorded: it may outlive a kill)
+		}
 		rd.Command = &cr
 		rd.CommandOutput = firstLine(strings.TrimSpace(string(cr.Output)), 500)
 	}

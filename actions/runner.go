@@ -508,7 +508,14 @@ func (r *Runner) finish(ctx context.Context, id, kind string, out *Outcome, log 
 
 // Abort marks an execution that is not running (interrupted, or pending)
 // aborted: it will never run. A running one with a live lease is refused.
+// What the interrupted step left behind is then taken back (CleanUp; see
+// AbortAndCleanUp for its report).
 func (r *Runner) Abort(ctx context.Context, id, reason string) error {
+	_, err := r.AbortAndCleanUp(ctx, id, reason)
+	return err
+}
+
+func (r *Runner) abort(ctx context.Context, id, reason string) error {
 	ok, err := r.st.SetExecutionStateIf(ctx, id, ExecAborted, reason, ExecInterrupted, store.ExecutionPending)
 	if err != nil {
 		return err

@@ -385,7 +385,9 @@ func (s *Service) control(ctx context.Context, in VoteInput, to, event string) (
 	}
 	if to == store.ReqAborted {
 		if e, err := s.st.ApprovalExecutionOf(ctx, r.ID); err == nil {
-			s.st.FinishApprovalExecution(ctx, e.ID, actions.ExecAborted, e.Outcome)
+			if s.st.FinishApprovalExecution(ctx, e.ID, actions.ExecAborted, e.Outcome) == nil {
+				defer s.cleanupAfterAbort(ctx, r, e.ID) // after the abort's audit entry
+			}
 		}
 	}
 	s.audit.append(ctx, store.AuditEntry{Actor: in.User, Via: in.Via, Event: event, RequestID: r.ID, Kind: r.Kind, Cluster: r.Cluster,

@@ -17,6 +17,7 @@ import (
 	"github.com/chmedic/chmedic/internal/config"
 	chslack "github.com/chmedic/chmedic/internal/slack"
 	"github.com/chmedic/chmedic/internal/store"
+	"github.com/chmedic/chmedic/playbooks/diagnose"
 )
 
 // ActionRuntime is what the approval flow needs from the action framework:
@@ -39,6 +40,11 @@ type RuntimeOptions struct {
 	// Registerer receives the chmedic_action_* metrics (nil: none).
 	Registerer prometheus.Registerer
 	Now        func() time.Time
+	// Engine, when set, is the diagnosis engine rolling_restart's gates
+	// read (the server's: one engine per process, one round per cluster
+	// shared with the alerts, digests and slash commands); nil builds one
+	// (the CLI, its own process). The caller closes it.
+	Engine *diagnose.Engine
 }
 
 // NewActionRuntime builds the action runtime for a config and a store: the
@@ -52,11 +58,15 @@ var NewActionRuntime = func(cfg *config.Config, st *store.Store, log *slog.Logge
 	if cfg.Slack.Enabled() {
 		deps.Uploader = chslack.NewUploader(interactionsSlackClient(&cfg.Slack, o.HTTPClient), 0)
 	}
-	// rolling_restart's coordination gates read a diagnosis (its own
-	// engine: lazy, bounded connections with the probe credentials).
-	engine, closeEngine, err := BuildEngine(cfg, log, nil)
-	if err != nil {
-		return nil, err
+	// rolling_restart's coordination gates read a diagnosis: the
+	// caller's engine, or (the CLI) one of its own — lazy, bounded
+	// connections with the probe credentials.
+	engine, closeEngine := o.Engine, func() error { return nil }
+	if engine == nil {
+		var err error
+		if engine, closeEngine, err = BuildEngine(cfg, log, nil); err != nil {
+			return nil, err
+		}
 	}
 	deps.Diagnose = engine.Diagnose
 	var runner *actions.Runner
@@ -100,6 +110,8 @@ type ApprovalsOptions struct {
 	// LearnTeam asks Slack (auth.test) for the workspace when
 	// approvals.team_id is unset (the server; the CLI takes no clicks).
 	LearnTeam bool
+	// Engine is passed on to the action runtime (RuntimeOptions.Engine).
+	Engine *diagnose.Engine
 }
 
 // OpenApprovals builds the approval flow on an open store: the policies of
@@ -109,7 +121,7 @@ type ApprovalsOptions struct {
 // once the Slack transport's resolver is set (Service.SetGroupResolver);
 // until then group entries match nobody.
 func OpenApprovals(ctx context.Context, cfg *config.Config, st *store.Store, log *slog.Logger, o ApprovalsOptions) (*approvals.Service, func() error, error) {
-	rt, err := NewActionRuntime(cfg, st, log, RuntimeOptions{Name: o.Name, HTTPClient: o.HTTPClient, Registerer: o.Registerer, Now: o.Now})
+	rt, err := NewActionRuntime(cfg, st, log, RuntimeOptions{Name: o.Name, HTTPClient: o.HTTPClient, Registerer: o.Registerer, Now: o.Now, Engine: o.Engine})
 	if err != nil {
 		return nil, nil, fmt.Errorf("actions: %w", err)
 	}
@@ -157,6 +169,7 @@ func ProcessName(role string) string {
 func (a *App) setupApprovals(ctx context.Context) error {
 	svc, closeRT, err := OpenApprovals(ctx, a.cfg, a.Store, a.log, ApprovalsOptions{
 		Name: ProcessName("server"), HTTPClient: a.opts.HTTPClient, Now: a.opts.Now, Kick: a.Outbox.Kick, LearnTeam: true, Registerer: a.reg,
+		Engine: a.Engine,
 	})
 	if err != nil {
 		return err
