@@ -507,8 +507,10 @@ func (ob *Outbox) failed(ctx context.Context, e store.OutboxEntry, err error, lo
 		log.Warn("slack rate limited; honouring Retry-After", "retry_after", retry)
 		ob.markRetry(ctx, e, now.Add(retry), err.Error(), false, log)
 	case errors.As(err, &sr) && configCode(sr.Err) != "":
-		ob.configError(e, sr.Err, err, log)
+		// The message is back in pending before the outbox says it is
+		// degraded: whoever sees /readyz degraded finds it kept.
 		ob.markRetry(ctx, e, now.Add(ob.o.ConfigRetry), err.Error(), false, log)
+		ob.configError(e, sr.Err, err, log)
 	case errors.As(err, &sr) && (sr.Err == "invalid_blocks" || sr.Err == "invalid_blocks_format" || sr.Err == "msg_too_long" || sr.Err == "too_many_blocks"):
 		// Our blocks were refused: deliver the text alone rather than nothing.
 		ob.errs.WithLabelValues(e.Kind, "permanent").Inc()
