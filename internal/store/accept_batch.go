@@ -35,7 +35,7 @@ func (s *Store) AcceptBatch(ctx context.Context, reqs []AcceptRequest) []AcceptR
 		return out
 	}
 	now := s.now()
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.txUrgent(ctx, func(tx *sql.Tx) error {
 		latest, err := tx.PrepareContext(ctx, qGroupLatest)
 		if err != nil {
 			return err

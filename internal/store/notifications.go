@@ -49,7 +49,7 @@ type Notification struct {
 // events even within the window.
 func (s *Store) Accept(ctx context.Context, n Notification, window time.Duration) (id int64, duplicate bool, err error) {
 	now := s.now()
-	err = s.tx(ctx, func(tx *sql.Tx) error {
+	err = s.txUrgent(ctx, func(tx *sql.Tx) error {
 		var err error
 		id, duplicate, err = acceptTx(ctx, tx, n, window, now)
 		return err

@@ -17,7 +17,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"sync"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -28,12 +27,12 @@ type Store struct {
 	db       *sql.DB
 	now      func() time.Time
 	counters *Counters // nil: not counted (see counting.go)
-	// txMu queues this process's write transactions in Go rather than in
+	// wl queues this process's write transactions in Go rather than in
 	// SQLite's busy handler, which sleeps and retries (not in order): under
 	// load (a storm, a burst of webhooks) a writer could wait out
 	// busy_timeout and fail with SQLITE_BUSY. Other processes (the CLI)
-	// still meet the busy timeout.
-	txMu sync.Mutex
+	// still meet the busy timeout. Acceptance goes first (writelock.go).
+	wl *writeLock
 	// The background WAL checkpointer (checkpoint.go).
 	ckStop, ckDone chan struct{}
 }
@@ -65,7 +64,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	// Checkpoints run in the background, not inside a commit (checkpoint.go).
 	q.Add("_pragma", "wal_autocheckpoint(0)")
 	q.Set("_txlock", "immediate")
-	s := &Store{now: time.Now}
+	s := &Store{now: time.Now, wl: newWriteLock()}
 	for _, o := range opts {
 		o(s)
 	}
@@ -339,8 +338,19 @@ func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
 }
 
 func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
-	s.txMu.Lock()
-	defer s.txMu.Unlock()
+	s.wl.lock()
+	defer s.wl.unlock()
+	return s.runTx(ctx, fn)
+}
+
+// txUrgent is tx for the webhook's acceptance: ahead of background writers.
+func (s *Store) txUrgent(ctx context.Context, fn func(*sql.Tx) error) error {
+	s.wl.lockUrgent()
+	defer s.wl.unlock()
+	return s.runTx(ctx, fn)
+}
+
+func (s *Store) runTx(ctx context.Context, fn func(*sql.Tx) error) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
