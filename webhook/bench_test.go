@@ -42,3 +42,31 @@ func BenchmarkHandler(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkSummarize is acceptance's decoding: the fast pass beside Parse
+// (encoding/json into the full message) on the same payloads.
+//
+//	go test ./webhook/ -run '^$' -bench Summarize -benchmem
+func BenchmarkSummarize(b *testing.B) {
+	for _, name := range []string{"firing-1.json", "firing-100.json"} {
+		body := readFixture(b, name)
+		b.Run("fast/"+name, func(b *testing.B) {
+			b.SetBytes(int64(len(body)))
+			for b.Loop() {
+				if _, err := Summarize(body); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run("parse/"+name, func(b *testing.B) {
+			b.SetBytes(int64(len(body)))
+			for b.Loop() {
+				m, err := Parse(body)
+				if err != nil {
+					b.Fatal(err)
+				}
+				_ = m.Summary()
+			}
+		})
+	}
+}

@@ -66,7 +66,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, reject(http.StatusRequestEntityTooLarge, "too_large", "payload of %d bytes is larger than %d bytes", r.ContentLength, limit))
 		return
 	}
-	msg, body, err := Decode(http.MaxBytesReader(w, r.Body, limit), limit)
+	body, err := ReadBody(http.MaxBytesReader(w, r.Body, limit), limit)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	msg, err := Summarize(body)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -87,8 +92,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		GroupKey:   msg.GroupKey,
 		Status:     msg.Status,
 		Receiver:   msg.Receiver,
-		AlertCount: len(msg.Alerts),
-		DedupKey:   msg.DedupKey(),
+		AlertCount: msg.Alerts,
+		DedupKey:   msg.DedupKey,
 		Payload:    body,
 	}, h.DedupWindow)
 	if err != nil {
@@ -107,7 +112,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Queue.Push(id, msg.GroupKey)
 	h.Metrics.Received.WithLabelValues("accepted").Inc()
 	h.Log.Info("webhook: notification accepted", "id", id, "group_key", msg.GroupKey, "status", msg.Status,
-		"alerts", len(msg.Alerts), "receiver", msg.Receiver)
+		"alerts", msg.Alerts, "receiver", msg.Receiver)
 	h.writeJSON(w, http.StatusOK, response{Status: "accepted", ID: id})
 }
 

@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"sort"
 	"strconv"
+	"time"
 
 	"github.com/prometheus/alertmanager/template"
 )
@@ -46,22 +47,31 @@ func reject(status int, kind, format string, args ...any) *RequestError {
 
 // Decode reads and validates one payload of at most limit bytes.
 func Decode(r io.Reader, limit int64) (*Message, []byte, error) {
-	body, err := io.ReadAll(io.LimitReader(r, limit+1))
+	body, err := ReadBody(r, limit)
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return nil, nil, reject(http.StatusRequestEntityTooLarge, "too_large", "payload larger than %d bytes", limit)
-		}
-		return nil, nil, reject(http.StatusBadRequest, "read_error", "reading body: %v", err)
-	}
-	if int64(len(body)) > limit {
-		return nil, nil, reject(http.StatusRequestEntityTooLarge, "too_large", "payload larger than %d bytes", limit)
+		return nil, nil, err
 	}
 	m, err := Parse(body)
 	if err != nil {
 		return nil, nil, err
 	}
 	return m, body, nil
+}
+
+// ReadBody reads a payload of at most limit bytes.
+func ReadBody(r io.Reader, limit int64) ([]byte, error) {
+	body, err := io.ReadAll(io.LimitReader(r, limit+1))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, reject(http.StatusRequestEntityTooLarge, "too_large", "payload larger than %d bytes", limit)
+		}
+		return nil, reject(http.StatusBadRequest, "read_error", "reading body: %v", err)
+	}
+	if int64(len(body)) > limit {
+		return nil, reject(http.StatusRequestEntityTooLarge, "too_large", "payload larger than %d bytes", limit)
+	}
+	return body, nil
 }
 
 // Parse decodes and validates a payload already in memory.
@@ -74,8 +84,9 @@ func Parse(body []byte) (*Message, error) {
 	if err := dec.Decode(&m); err != nil {
 		return nil, reject(http.StatusBadRequest, "bad_json", "not valid JSON: %s", jsonErr(err))
 	}
-	if dec.More() {
-		return nil, reject(http.StatusBadRequest, "bad_json", "not valid JSON: trailing data after the payload")
+	// Only whitespace may follow (dec.More alone lets a stray ']' or '}' pass).
+	if rest := bytes.TrimLeft(body[dec.InputOffset():], " \t\r\n"); len(rest) > 0 {
+		return nil, reject(http.StatusBadRequest, "bad_json", "not valid JSON: trailing data after the payload (at byte %d)", len(body)-len(rest))
 	}
 	if err := m.Validate(); err != nil {
 		return nil, err
@@ -136,15 +147,25 @@ func (m *Message) Validate() error {
 func (m *Message) DedupKey() string {
 	parts := make([]string, 0, len(m.Alerts))
 	for _, a := range m.Alerts {
-		p := alertID(a) + "=" + a.Status + "@" + strconv.FormatInt(a.StartsAt.UnixNano(), 10)
-		if a.Status == "resolved" {
-			p += "-" + strconv.FormatInt(a.EndsAt.UnixNano(), 10)
-		}
-		parts = append(parts, p)
+		parts = append(parts, dedupPart(alertID(a), a.Status, a.StartsAt, a.EndsAt))
 	}
+	return dedupKey(m.GroupKey, m.Status, m.TruncatedAlerts, parts)
+}
+
+// dedupPart is one alert's share of the dedup key.
+func dedupPart(id, status string, startsAt, endsAt time.Time) string {
+	p := id + "=" + status + "@" + strconv.FormatInt(startsAt.UnixNano(), 10)
+	if status == "resolved" {
+		p += "-" + strconv.FormatInt(endsAt.UnixNano(), 10)
+	}
+	return p
+}
+
+// dedupKey hashes a group's state from its alerts' parts (reordered).
+func dedupKey(groupKey, status string, truncated uint64, parts []string) string {
 	sort.Strings(parts)
 	h := sha256.New()
-	fmt.Fprintf(h, "%s\x00%s\x00%d", m.GroupKey, m.Status, m.TruncatedAlerts)
+	fmt.Fprintf(h, "%s\x00%s\x00%d", groupKey, status, truncated)
 	for _, p := range parts {
 		h.Write([]byte{0})
 		h.Write([]byte(p))
