@@ -16,6 +16,9 @@ type Metrics struct {
 	// CommitBatch observes how many notifications each group commit
 	// stored in one transaction (groupcommit.go).
 	CommitBatch prometheus.Histogram
+	// Yielded counts the time workers gave way to webhook bursts before
+	// processing (QueueOptions.Yield).
+	Yielded prometheus.Counter
 }
 
 // NewMetrics creates the metrics and registers them with reg (which may be nil).
@@ -55,6 +58,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help:    "Notifications stored by one transaction and one sync to disk (group commit of concurrent webhook requests).",
 			Buckets: prometheus.ExponentialBuckets(1, 2, 9),
 		}),
+		Yielded: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "chmedic_queue_yield_seconds_total",
+			Help: "Time the notification workers waited for a burst of webhook requests to pass before processing (acceptance first; at most 50ms per notification).",
+		}),
 	}
 	for _, reason := range []string{"unauthorized", "method", "too_large", "bad_json", "bad_version", "missing_group_key", "missing_alerts", "bad_status", "missing_labels", "empty", "read_error", "queue_full", "store_error"} {
 		m.Rejected.WithLabelValues(reason)
@@ -66,7 +73,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.QueueErrors.WithLabelValues(op)
 	}
 	if reg != nil {
-		reg.MustRegister(m.Received, m.Rejected, m.Processed, m.QueueErrors, m.QueueDepth, m.InFlight, m.Duration, m.CommitBatch)
+		reg.MustRegister(m.Received, m.Rejected, m.Processed, m.QueueErrors, m.QueueDepth, m.InFlight, m.Duration, m.CommitBatch, m.Yielded)
 	}
 	return m
 }

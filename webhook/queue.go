@@ -62,6 +62,7 @@ type Queue struct {
 	inFlight map[int64]bool
 	// startFailures counts, per id, the attempts that could not start.
 	startFailures map[int64]int
+	yield         func(ctx context.Context)
 
 	wg      sync.WaitGroup
 	retries sync.WaitGroup
@@ -74,7 +75,15 @@ type QueueOptions struct {
 	MaxAttempts   int           // default 3
 	RetryDelay    time.Duration // default 2s, doubled per attempt
 	MaxRetryDelay time.Duration // bound on the doubling for retries of a start; default 1m
+	// Yield, when set, runs before each notification is processed: the
+	// app passes GroupCommit.WaitQuiet, so that workers give way to a
+	// burst of webhook requests (YieldBound at most each time).
+	Yield func(ctx context.Context)
 }
+
+// YieldBound is how long a worker gives way to a webhook burst before
+// each notification (QueueOptions.Yield).
+const YieldBound = 50 * time.Millisecond
 
 // NewQueue builds a queue; call Start to run it.
 func NewQueue(st QueueStore, p Processor, o QueueOptions, m *Metrics, log *slog.Logger) *Queue {
@@ -100,6 +109,7 @@ func NewQueue(st QueueStore, p Processor, o QueueOptions, m *Metrics, log *slog.
 		store: st, proc: p, workers: o.Workers, maxAttempts: o.MaxAttempts, retryDelay: o.RetryDelay, maxRetryDelay: o.MaxRetryDelay,
 		slots: make(chan struct{}, o.Size), items: make(chan queuedItem, o.Size), metrics: m, log: log,
 		busy: map[string][]int64{}, queued: map[int64]bool{}, inFlight: map[int64]bool{}, startFailures: map[int64]int{},
+		yield: o.Yield,
 	}
 }
 
@@ -207,6 +217,13 @@ func (q *Queue) worker(ctx, workCtx context.Context) {
 func (q *Queue) serve(ctx, workCtx context.Context, it queuedItem) {
 	id := it.id
 	for {
+		if q.yield != nil {
+			t0 := time.Now()
+			q.yield(ctx)
+			if q.metrics != nil {
+				q.metrics.Yielded.Add(time.Since(t0).Seconds())
+			}
+		}
 		q.dequeued(id)
 		if n, ok := q.load(ctx, workCtx, id, it.groupKey); ok {
 			q.handle(ctx, workCtx, n)

@@ -137,7 +137,11 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 	a.DigestScheduler = NewDigestScheduler(cfg, a.Digests, st, a.Outbox, log, opts.Now, nil)
 	a.DigestScheduler.Register(a.reg)
 	wm := webhook.NewMetrics(a.reg)
-	a.Queue = webhook.NewQueue(st, a.Processor, webhook.QueueOptions{Size: cfg.Webhook.QueueSize, Workers: cfg.Webhook.Workers}, wm, log)
+	// Concurrent webhook requests share one transaction and one sync to
+	// disk; the workers give way to a burst of them (acceptance first).
+	commits := webhook.NewGroupCommit(st, webhook.GroupCommitOptions{BatchSize: wm.CommitBatch})
+	a.Queue = webhook.NewQueue(st, a.Processor, webhook.QueueOptions{Size: cfg.Webhook.QueueSize, Workers: cfg.Webhook.Workers,
+		Yield: func(ctx context.Context) { commits.WaitQuiet(ctx, webhook.YieldBound) }}, wm, log)
 
 	auth := webhook.Auth{BearerToken: cfg.Webhook.Auth.BearerToken.Value()}
 	if b := cfg.Webhook.Auth.Basic; b != nil {
@@ -149,8 +153,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 	a.mux = http.NewServeMux()
 	a.mux.Handle("POST /webhook", &webhook.Handler{
 		Auth: auth, MaxBodyBytes: int64(cfg.Webhook.MaxBodyBytes), DedupWindow: cfg.Webhook.DedupWindow,
-		// Concurrent requests share one transaction and one sync to disk.
-		Store: webhook.NewGroupCommit(st, webhook.GroupCommitOptions{BatchSize: wm.CommitBatch}), Queue: a.Queue, Metrics: wm, Log: log, Now: opts.Now,
+		Store: commits, Queue: a.Queue, Metrics: wm, Log: log, Now: opts.Now,
 	})
 	a.mux.Handle("/webhook", &webhook.Handler{Metrics: wm, Log: log}) // other methods: 405 with a reason
 	a.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
