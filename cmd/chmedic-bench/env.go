@@ -290,6 +290,9 @@ func (p *chmedicProc) stop(sig syscall.Signal) {
 
 func (p *chmedicProc) pid() int { return p.cmd.Process.Pid }
 
+// signal sends sig to the process (SIGSTOP / SIGCONT around a peer's turn).
+func (p *chmedicProc) signal(sig syscall.Signal) { _ = p.cmd.Process.Signal(sig) }
+
 func (p *chmedicProc) webhookURL() string { return "http://" + p.addr + "/webhook" }
 
 // peakRSS is the process's VmHWM in MiB (NaN when unreadable).

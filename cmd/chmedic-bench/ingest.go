@@ -45,6 +45,24 @@ type loadResult struct {
 
 func (r loadResult) rate() float64 { return float64(r.accepted) / r.elapsed.Seconds() }
 
+// add pools another run's figures into r.
+func (r *loadResult) add(o loadResult) {
+	r.accepted += o.accepted
+	r.duplicates += o.duplicates
+	r.errors += o.errors
+	r.rejected += o.rejected
+	r.elapsed += o.elapsed
+	r.latencies = append(r.latencies, o.latencies...)
+}
+
+// ingestRounds: the bare server and chmedic take turns, this many short
+// loads each, and each pools its turns. The machine's other load (the
+// servers of the environment, other work) then weighs on both alike, where
+// one long load after the other measured whatever ran at the time. While
+// the bare server is under load chmedic is stopped (SIGSTOP), so that the
+// processing of what it accepted in its turn runs in its own turns.
+const ingestRounds = 4
+
 // load posts unique payloads of n alerts from senders goroutines for d.
 func load(ctx context.Context, url, run string, n, senders int, d time.Duration) loadResult {
 	p := newPoster(senders)
@@ -118,9 +136,15 @@ func (b *bench) scenarioIngest(ctx context.Context) {
 			b.fail(scen, err)
 			continue
 		}
-		b.logf("ingest: %d-alert payloads, bare server then chmedic, %s each", n, b.opts.ingest)
-		ref := load(ctx, bare, fmt.Sprintf("bare-%d", n), n, b.opts.senders, b.opts.ingest)
-		got := load(ctx, p.webhookURL(), fmt.Sprintf("ch-%d", n), n, b.opts.senders, b.opts.ingest)
+		b.logf("ingest: %d-alert payloads, bare server and chmedic in %d turns each, %s in all each", n, ingestRounds, b.opts.ingest)
+		var ref, got loadResult
+		turn := b.opts.ingest / ingestRounds
+		for round := range ingestRounds {
+			p.signal(syscall.SIGSTOP)
+			ref.add(load(ctx, bare, fmt.Sprintf("bare-%d-%d", n, round), n, b.opts.senders, turn))
+			p.signal(syscall.SIGCONT)
+			got.add(load(ctx, p.webhookURL(), fmt.Sprintf("ch-%d-%d", n, round), n, b.opts.senders, turn))
+		}
 		p.stop(syscall.SIGKILL)
 		stored, serr := p.storeInt(`SELECT count(*) FROM notifications`)
 		b.add(Row{Scenario: scen, Figure: "payloads accepted/s", Value: got.rate(), Unit: "/s", Peer: ptr(ref.rate()), PeerName: "bare server"})
