@@ -302,6 +302,17 @@ func (r *Runner) Run(ctx context.Context, exec Execution, progress func(Progress
 	go r.renew(runCtx, cancel, plan.Cluster, renewDone)
 	defer func() { cancel(nil); <-renewDone }()
 
+	if rec.State == ExecStopped {
+		// Stopped at a failed step: the action re-checks before anything
+		// runs again; a refusal leaves it stopped.
+		sr, ok := action.(StopResumer)
+		if !ok {
+			return Outcome{}, fmt.Errorf("execution %s: %w: it is stopped but %s cannot resume after a failure", exec.ID, ErrNotRunnable, plan.Kind)
+		}
+		if out, err := r.checkResume(runCtx, rec, sr, plan); err != nil {
+			return out, err
+		}
+	}
 	if err := r.st.StartExecution(ctx, exec.ID, r.opts.Holder); err != nil {
 		return Outcome{}, err
 	}
@@ -434,6 +445,14 @@ func (r *Runner) run(ctx, runCtx context.Context, id string, action Action, plan
 		r.finish(ctx, id, plan.Kind, &out, log)
 		return out, nil
 	}
+	if sr, ok := action.(StopResumer); ok && sr.StopsAt(plan, plan.Steps[failed]) {
+		// Stopped, resumable: no undo in reverse; the step took back what
+		// must not wait for the decision (StopResumer).
+		out.State = ExecStopped
+		out.Error = fmt.Sprintf("stopped at step %s: %v", plan.Steps[failed].ID, failErr)
+		r.finish(ctx, id, plan.Kind, &out, log)
+		return out, nil
+	}
 	out.Error = fmt.Sprintf("step %s failed: %v", plan.Steps[failed].ID, failErr)
 	applied := 0
 	for _, s := range out.Steps[:failed] {
@@ -506,7 +525,8 @@ func (r *Runner) finish(ctx context.Context, id, kind string, out *Outcome, log 
 	log.Info("execution ended", "state", out.State, "err", out.Error)
 }
 
-// Abort marks an execution that is not running (interrupted, or pending)
+// Abort marks an execution that is not running (interrupted, stopped, or
+// pending)
 // aborted: it will never run. A running one with a live lease is refused.
 // What the interrupted step left behind is then taken back (CleanUp; see
 // AbortAndCleanUp for its report).
@@ -516,7 +536,7 @@ func (r *Runner) Abort(ctx context.Context, id, reason string) error {
 }
 
 func (r *Runner) abort(ctx context.Context, id, reason string) error {
-	ok, err := r.st.SetExecutionStateIf(ctx, id, ExecAborted, reason, ExecInterrupted, store.ExecutionPending)
+	ok, err := r.st.SetExecutionStateIf(ctx, id, ExecAborted, reason, ExecInterrupted, ExecStopped, store.ExecutionPending)
 	if err != nil {
 		return err
 	}
@@ -525,7 +545,7 @@ func (r *Runner) abort(ctx context.Context, id, reason string) error {
 		if err != nil {
 			return err
 		}
-		return fmt.Errorf("execution %s is %s: only an interrupted or pending execution can be aborted", id, rec.State)
+		return fmt.Errorf("execution %s is %s: only an interrupted, stopped or pending execution can be aborted", id, rec.State)
 	}
 	return nil
 }
