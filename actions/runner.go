@@ -551,7 +551,8 @@ func (r *Runner) abort(ctx context.Context, id, reason string) error {
 }
 
 // MarkInterrupted marks the executions recorded running whose process is
-// gone — the cluster's lease expired, released, held for another
+// gone (and kills the commands they left running past their deadline, see
+// OrphanReaper; the others are named in the execution's error) — the cluster's lease expired, released, held for another
 // execution, or held by a process of this host that no longer exists — as
 // interrupted, and returns them. Call it at start-up: the approval flow
 // reports them in their threads and offers Resume or Abort. An execution
@@ -580,6 +581,13 @@ func (r *Runner) MarkInterrupted(ctx context.Context) ([]store.ExecutionRecord, 
 			r.st.ReleaseLease(ctx, e.Cluster, l.Holder)
 		}
 		if changed {
+			if note := r.reapAtStartup(ctx, e.ID, e.Plan); note != "" {
+				why += StartupNoteSep + note
+				if _, err := r.st.SetExecutionStateIf(ctx, e.ID, ExecInterrupted, why, ExecInterrupted); err != nil {
+					r.opts.Log.Error("record the commands found at start-up", "execution", e.ID, "err", err)
+				}
+				r.opts.Log.Warn("command left running by the stopped chmedic", "execution", e.ID, "found", note)
+			}
 			e.State, e.Error = ExecInterrupted, why
 			out = append(out, e)
 			r.opts.Log.Warn("execution interrupted by a stop of chmedic", "execution", e.ID, "kind", e.Kind, "cluster", e.Cluster, "holder", e.Holder)
