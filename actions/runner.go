@@ -226,7 +226,12 @@ func (r *Runner) acquire(ctx context.Context, cluster, execID string) error {
 // approval flow offers Resume or Abort). Steps recorded done are skipped (reported
 // "skipped"); a step recorded running (a crash mid-step) runs again, which
 // is safe because Execute is idempotent. When ctx ends mid-run the
-// execution is recorded interrupted (Resume runs it again with Run).
+// execution is recorded interrupted (Resume runs it again with Run). A
+// step that fails in an action declaring StopResumer leaves the execution
+// stopped; Run of a stopped execution first asks the action to re-check
+// (ResumeCheck): a refusal returns a *ResumeRefusedError with the
+// execution still stopped and nothing run, otherwise it continues from the
+// stopped step.
 func (r *Runner) Run(ctx context.Context, exec Execution, progress func(Progress)) (Outcome, error) {
 	if progress == nil {
 		progress = func(Progress) {}

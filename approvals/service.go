@@ -374,7 +374,7 @@ func (s *Service) control(ctx context.Context, in VoteInput, to, event string) (
 	}
 	if !controllable(r.State) {
 		s.refuse(ctx, in.User, in.Via, r, "request is "+r.State, event)
-		return r, &Denied{Reason: fmt.Sprintf("Only an interrupted execution (or one stopped at a failed step) can be resumed or aborted; this request is %s.", r.State)}
+		return r, &Denied{Reason: fmt.Sprintf("Only an interrupted execution can be resumed or aborted (or one stopped at a failed step); this request is %s.", r.State)}
 	}
 	if err := s.auth.CanApprove(ctx, r.Kind, in.User, in.Channel); err != nil {
 		s.refuse(ctx, in.User, in.Via, r, "not an approver", err.Error())
