@@ -528,7 +528,8 @@ func TestRollingRestartNodeDoesNotComeBack(t *testing.T) {
 	if err := env.WaitHealthy(ctx); err != nil {
 		t.Fatal(err)
 	}
-	r := newRoll(t, env, "")
+	r := newRoll(t, env, `        silence: {matchers: ['instance="{{.Name}}"']}
+`)
 	a, b := env.ClickHouse[0], env.ClickHouse[1]
 	plan := r.mustPlan(t, map[string]string{"wait_healthy": "5s"})
 	before := startTimes(ctx, env)
@@ -559,9 +560,26 @@ func TestRollingRestartNodeDoesNotComeBack(t *testing.T) {
 		t.Errorf("%s start time changed %d → %d", b.Name, before[b.Name], now[b.Name])
 	}
 
+	// Nothing waits for the decision: the node's silence ended at the stop.
+	var cp restartData
+	recs, _ := r.st.Steps(ctx, exec.ID)
+	for _, rec := range recs {
+		if rec.StepID == a.Name+"/restart" {
+			var res StepResult
+			json.Unmarshal(rec.Result, &res)
+			json.Unmarshal(res.Data, &cp)
+		}
+	}
+	if cp.SilenceID == "" {
+		t.Fatalf("no silence recorded: %+v", cp)
+	}
+	if st, err := (&SilenceClient{URL: env.Alertmanager.URL}).State(ctx, cp.SilenceID); err != nil || st != "expired" {
+		t.Errorf("silence of the stopped node: %s %v, want expired", st, err)
+	}
+
 	// The node comes back by itself; Resume (a new runner on the same
-	// store) goes on with its checks — it is not restarted again — and
-	// then restarts the other node.
+	// store) goes on with its checks — it is not restarted again, its
+	// alerts silenced again meanwhile — and then restarts the other node.
 	r.rs.Wait()
 	if err := env.WaitHealthy(ctx); err != nil {
 		t.Fatal(err)
@@ -579,6 +597,11 @@ func TestRollingRestartNodeDoesNotComeBack(t *testing.T) {
 	}
 	if st := stepStates(out); st[a.Name+"/restart"] != StepSkipped || st[a.Name+"/after"] != StepDone {
 		t.Errorf("resumed steps %v", st)
+	}
+	for _, s := range out.Steps {
+		if s.Step.ID == a.Name+"/after" && (!strings.Contains(s.Result.Output, "expired") || strings.Contains(s.Result.Output, cp.SilenceID)) {
+			t.Errorf("the resumed checks of %s did not silence it again (and expire it): %q", a.Name, s.Result.Output)
+		}
 	}
 	if got := r.rs.Restarts(a.Name); got != 1 {
 		t.Errorf("%s restarted %d times", a.Name, got)
