@@ -177,6 +177,11 @@ const (
 	ExecRolledBack  = "rolled_back" // a failure was undone
 	ExecInterrupted = "interrupted" // chmedic stopped mid-run; Resume or Abort
 	ExecAborted     = "aborted"
+	// ExecStopped: a step of an action that declares itself resumable
+	// after a failure (StopResumer) failed — a gate said no, a timeout
+	// passed, a command failed — and the run stopped there, waiting for
+	// Resume or Abort.
+	ExecStopped = "stopped"
 )
 
 // Execution is one approved plan to run. ID is the store's execution id;

@@ -52,7 +52,8 @@ func (r *Runner) AbortAndCleanUp(ctx context.Context, id, reason string) (Cleanu
 
 // CleanUp runs the action's Cleanup (when it is a Cleaner) for each step of
 // an aborted execution still recorded running — the step a crash
-// interrupted — and records the step as cleaned_up or cleanup_failed, with
+// interrupted — or recorded failed where the run stopped (StopResumer),
+// and records the step as cleaned_up or cleanup_failed, with
 // what was done as its error text. An execution in another state is
 // refused: a running one cleans up after itself, and an interrupted one may
 // still be resumed.
@@ -88,8 +89,9 @@ func (r *Runner) CleanUp(ctx context.Context, id string) (CleanupReport, error) 
 		}
 	}
 	log := r.opts.Log.With("execution", id, "kind", plan.Kind, "cluster", plan.Cluster)
+	sr, resumable := r.reg[plan.Kind].(StopResumer)
 	for _, s := range recs {
-		if s.State != StepRunning {
+		if s.State != StepRunning && !(s.State == StepFailed && resumable && sr.StopsAt(plan, planStep(plan, s.StepID))) {
 			continue
 		}
 		var step Step
@@ -131,4 +133,13 @@ func (r *Runner) CleanUp(ctx context.Context, id string) (CleanupReport, error) 
 		fcancel()
 	}
 	return rep, nil
+}
+
+func planStep(plan Plan, id string) Step {
+	for _, s := range plan.Steps {
+		if s.ID == id {
+			return s
+		}
+	}
+	return Step{ID: id}
 }

@@ -789,20 +789,9 @@ func (a *RollingRestart) before(ctx context.Context, cl *config.Cluster, d Rolli
 	}
 	var lines []string
 	why, took, err := a.pollGate(ctx, d, fmt.Sprintf("the other replicas of shard %d to be healthy", n.Shard), d.Timeouts.Before, func() string {
-		lines = lines[:0]
-		var bad []string
-		self := a.read(ctx, cl, n)
-		if self.err != nil {
-			bad = append(bad, fmt.Sprintf("%s itself is down (%s): chmedic did not stop it and does not start it", n.Name, clickhouse.Cause(self.err)))
-		}
-		for _, p := range peers {
-			st := a.read(ctx, cl, p)
-			lines = append(lines, fmt.Sprintf("%s (shard %d): %s", p.Name, p.Shard, st.text()))
-			if w := st.healthy(d); w != "" {
-				bad = append(bad, fmt.Sprintf("replica %s of shard %d is %s", p.Name, p.Shard, w))
-			}
-		}
-		return strings.Join(bad, "; ")
+		var bad string
+		bad, lines = a.beforeCheck(ctx, cl, d, n, peers)
+		return bad
 	})
 	res := StepResult{Output: strings.Join(lines, "; ")}
 	if err != nil {
@@ -813,6 +802,35 @@ func (a *RollingRestart) before(ctx context.Context, cl *config.Cluster, d Rolli
 	}
 	res.Output = fmt.Sprintf("the other replicas of shard %d are healthy: %s", n.Shard, res.Output)
 	return res, nil
+}
+
+// beforeCheck is one read of the gate before node n's restart: n itself up
+// and its peers healthy. It returns why not ("" when the gate passes) and
+// the peers' figures.
+func (a *RollingRestart) beforeCheck(ctx context.Context, cl *config.Cluster, d RollingRestartDetails, n RestartNode, peers []RestartNode) (string, []string) {
+	var lines, bad []string
+	self := a.read(ctx, cl, n)
+	if self.err != nil {
+		bad = append(bad, fmt.Sprintf("%s itself is down (%s): chmedic did not stop it and does not start it", n.Name, clickhouse.Cause(self.err)))
+	}
+	for _, p := range peers {
+		st := a.read(ctx, cl, p)
+		lines = append(lines, fmt.Sprintf("%s (shard %d): %s", p.Name, p.Shard, st.text()))
+		if w := st.healthy(d); w != "" {
+			bad = append(bad, fmt.Sprintf("replica %s of shard %d is %s", p.Name, p.Shard, w))
+		}
+	}
+	return strings.Join(bad, "; "), lines
+}
+
+func peersOf(d RollingRestartDetails, n RestartNode) []RestartNode {
+	var peers []RestartNode
+	for _, p := range d.Nodes {
+		if p.Shard == n.Shard && p.Name != n.Name {
+			peers = append(peers, p)
+		}
+	}
+	return peers
 }
 
 // restartData is the restart step's checkpoint and result.
@@ -828,6 +846,11 @@ type restartData struct {
 	CommandOutput string         `json:"command_output,omitempty"`
 	// Resumed says what a later attempt found.
 	Resumed string `json:"resumed,omitempty"`
+	// NotRestarted is set when the attempt failed with the node up with
+	// its old start time after the restart was issued (the command or
+	// statement failed and the server did not restart): a Resume issues
+	// the restart again at once, since it never happened.
+	NotRestarted bool `json:"not_restarted,omitempty"`
 	// Running is the restart command while it runs (see orphan.go); Reaped
 	// says what a later attempt found of it.
 	Running *orphanCommand `json:"running_command,omitempty"`
@@ -911,6 +934,11 @@ func (a *RollingRestart) restart(ctx context.Context, cl *config.Cluster, d Roll
 			return result(rd, rd.Resumed), nil
 		case st.err != nil:
 			return result(rd, ""), fmt.Errorf("%s is down and chmedic had not issued its restart (%s): %s", n.Name, clickhouse.Cause(st.err), where(d, i, "at its restart"))
+		case !rd.IssuedAt.IsZero() && rd.NotRestarted:
+			// The stopped attempt's restart failed and the server kept
+			// its start time: it never happened, so it is issued again.
+			rd.Resumed = fmt.Sprintf("the restart issued at %s failed and %s kept its start time %s (not restarted): issued again", rd.IssuedAt.UTC().Format(time.RFC3339), n.Name, unixText(st.start))
+			rd.IssuedAt, rd.NotRestarted = time.Time{}, false
 		case !rd.IssuedAt.IsZero():
 			// Up with the old start time after the restart was issued: the
 			// interrupted command may still act. Wait for it up to its
@@ -990,6 +1018,9 @@ func (a *RollingRestart) restart(ctx context.Context, cl *config.Cluster, d Roll
 		}
 		if why != "" {
 			undo := a.startMerges(ctx, cl, n)
+			if !strings.Contains(undo, "failed") {
+				rd.MergesStopped = false
+			}
 			note := a.expireSilence(ctx, d, rd.SilenceID)
 			return result(rd, ""), fmt.Errorf("merges on %s did not drain within %s (%s; after %s)%s%s: %s", n.Name, d.Timeouts.Drain, why, took.Round(time.Millisecond), undo, note, where(d, i, "before its restart: it was not restarted"))
 		}
@@ -1039,7 +1070,11 @@ func (a *RollingRestart) restart(ctx context.Context, cl *config.Cluster, d Roll
 			undo := ""
 			if rd.MergesStopped {
 				undo = a.startMerges(ctx, cl, n)
+				if !strings.Contains(undo, "failed") {
+					rd.MergesStopped = false
+				}
 			}
+			rd.NotRestarted = true
 			note := a.expireSilence(ctx, d, rd.SilenceID)
 			return result(rd, ""), fmt.Errorf("restart of %s failed: %v; it was not restarted (start time unchanged, %s)%s%s: %s", n.Name, cmdErr, unixText(st.start), undo, note, where(d, i, "at its restart"))
 		}
@@ -1099,8 +1134,38 @@ func unixText(s int64) string {
 	return time.Unix(s, 0).UTC().Format("15:04:05")
 }
 
+// afterData is the after step's checkpoint: the silence a resumed attempt
+// made (the stopped one's was expired when it stopped).
+type afterData struct {
+	SilenceID string `json:"silence_id,omitempty"`
+}
+
 func (a *RollingRestart) after(ctx context.Context, cl *config.Cluster, d RollingRestartDetails, i int, rd restartData) (res StepResult, err error) {
 	n := d.Nodes[i]
+	var ad afterData
+	if prev := PreviousCheckpoint(ctx); len(prev) > 0 {
+		json.Unmarshal(prev, &ad)
+	}
+	if ad.SilenceID != "" {
+		rd.SilenceID = ad.SilenceID
+	}
+	if len(n.Silence) > 0 && rd.SilenceID != "" {
+		// A resume after a stop (the silence was expired when it
+		// stopped) or after a crash past the silence's end: the node's
+		// alerts are silenced again for the checks.
+		if st, serr := a.silences(d).State(ctx, rd.SilenceID); serr == nil && st != "active" {
+			id, cerr := a.createSilence(ctx, d, n, plannedNodeBound(d))
+			if cerr != nil {
+				a.deps.Log.Error("silence again for the checks after the restart", "node", n.Name, "err", cerr)
+			} else {
+				rd.SilenceID, ad.SilenceID = id, id
+				b, _ := json.Marshal(ad)
+				if serr := SaveCheckpoint(ctx, b); serr != nil {
+					a.deps.Log.Error("record the silence", "node", n.Name, "silence", id, "err", serr)
+				}
+			}
+		}
+	}
 	defer func() {
 		if ctx.Err() == nil {
 			note := a.expireSilence(ctx, d, rd.SilenceID)
@@ -1109,6 +1174,9 @@ func (a *RollingRestart) after(ctx context.Context, cl *config.Cluster, d Rollin
 			} else {
 				res.Output += note
 			}
+		}
+		if err != nil && res.Data == nil && ad.SilenceID != "" {
+			res.Data, _ = json.Marshal(ad)
 		}
 	}()
 	var last nodeState
@@ -1129,7 +1197,13 @@ func (a *RollingRestart) after(ctx context.Context, cl *config.Cluster, d Rollin
 		return StepResult{}, err
 	}
 	if why != "" {
-		return StepResult{}, fail("up with a new start time", d.Timeouts.Up, took, why)
+		err := fail("up with a new start time", d.Timeouts.Up, took, why)
+		if last.err == nil && rd.MergesStopped {
+			// Up with its old start time: its SYSTEM STOP MERGES did not
+			// end with a restart; not left stopped while nobody decides.
+			err = fmt.Errorf("%w%s", err, a.startMerges(ctx, cl, n))
+		}
+		return StepResult{}, err
 	}
 	upAfter := took
 	why, took, err = a.pollGate(ctx, d, n.Name+"'s replicated tables to be attached and writable", d.Timeouts.Tables, func() string {

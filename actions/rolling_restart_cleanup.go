@@ -42,8 +42,13 @@ func (a *RollingRestart) Cleanup(ctx context.Context, plan Plan, step Step, chec
 		if r, ok := prior[n.Name+"/restart"]; ok && len(r.Data) > 0 {
 			json.Unmarshal(r.Data, &rd)
 		}
+		// A resumed attempt silences the node again (afterData).
+		var ad afterData
+		if len(checkpoint) > 0 && json.Unmarshal(checkpoint, &ad) == nil && ad.SilenceID != "" {
+			rd.SilenceID = ad.SilenceID
+		}
 	default:
-		return "", nil
+		return untouched(d, i), nil
 	}
 	var done []string
 	var errs []error
@@ -83,7 +88,23 @@ func (a *RollingRestart) Cleanup(ctx context.Context, plan Plan, step Step, chec
 			}
 		}
 	}
+	if u := untouched(d, i); u != "" {
+		done = append(done, u)
+	}
 	return strings.Join(done, "; "), errors.Join(errs...)
+}
+
+// untouched says which nodes an aborted roll leaves untouched: those after
+// node i.
+func untouched(d RollingRestartDetails, i int) string {
+	var rest []string
+	for _, n := range d.Nodes[i+1:] {
+		rest = append(rest, n.Name)
+	}
+	if len(rest) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("the roll ends at %s: %s not touched", d.Nodes[i].Name, strings.Join(rest, ", "))
 }
 
 const cleanupStatementTimeout = 10 * time.Second

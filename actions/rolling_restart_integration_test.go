@@ -460,7 +460,7 @@ func TestRollingRestartOtherReplicaDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	st = stepStates(out)
-	if out.State != ExecPartial && out.State != ExecFailed || st[a.Name+"/before"] != StepFailed || st[a.Name+"/restart"] != StepNotRun {
+	if out.State != ExecStopped || st[a.Name+"/before"] != StepFailed || st[a.Name+"/restart"] != StepNotRun {
 		t.Fatalf("outcome %s %v: %s", out.State, st, out.Error)
 	}
 	for _, w := range []string{"gate before " + a.Name + " failed", "replica " + b.Name + " of shard 1 is down", "node 1 of 2 (" + a.Name + ")", "not touched: " + b.Name} {
@@ -476,6 +476,48 @@ func TestRollingRestartOtherReplicaDown(t *testing.T) {
 	if now := startTimes(ctx, env); now[a.Name] >= before[a.Name]+2 {
 		t.Errorf("%s start time changed %d → %d", a.Name, before[a.Name], now[a.Name])
 	}
+
+	// The roll is stopped, resumable. A Resume while b is still down is
+	// refused with the figures, and the roll stays stopped, nothing run.
+	out, err = NewRunner(r.st, r.reg, RunnerOptions{}).Run(ctx, exec, nil)
+	if !IsResumeRefused(err) || out.State != ExecStopped {
+		t.Fatalf("resume with %s down: %s %v, want refused and stopped", b.Name, out.State, err)
+	}
+	for _, w := range []string{"the roll stays stopped at node 1 of 2 (" + a.Name + ")", "the gate before " + a.Name + "'s restart still fails", "replica " + b.Name + " of shard 1 is down"} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("refusal %q lacks %q", err, w)
+		}
+	}
+	t.Logf("resume refused: %v", err)
+	if rec, _ := r.st.Execution(ctx, exec.ID); rec.State != ExecStopped || !strings.Contains(rec.Error, "resume refused") {
+		t.Errorf("recorded %s %q", rec.State, rec.Error)
+	}
+	if r.rs.Restarts(a.Name) != 0 {
+		t.Error("a refused resume restarted a node")
+	}
+	// b back: the Resume re-checks the gate and completes the roll.
+	if err := b.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.WaitHealthy(ctx); err != nil {
+		t.Fatal(err)
+	}
+	restartedB := startTimes(ctx, env)[b.Name]
+	out, err = NewRunner(r.st, r.reg, RunnerOptions{}).Run(ctx, exec, nil)
+	if err != nil || out.State != ExecSucceeded {
+		t.Fatalf("resume with %s back: %s %v: %s %v", b.Name, out.State, err, out.Error, stepStates(out))
+	}
+	if st := stepStates(out); st["preflight"] != StepSkipped || st[a.Name+"/before"] != StepDone {
+		t.Errorf("resumed steps %v", st)
+	}
+	for _, c := range env.ClickHouse {
+		if got := r.rs.Restarts(c.Name); got != 1 {
+			t.Errorf("%s restarted %d times by the resumed roll", c.Name, got)
+		}
+	}
+	if now := startTimes(ctx, env); now[a.Name] < before[a.Name]+2 || now[b.Name] < restartedB+2 {
+		t.Errorf("not restarted: %v (before %v, %s back at %d)", now, before, b.Name, restartedB)
+	}
 }
 
 // A node that does not come back within the timeout aborts the roll there;
@@ -486,11 +528,12 @@ func TestRollingRestartNodeDoesNotComeBack(t *testing.T) {
 	if err := env.WaitHealthy(ctx); err != nil {
 		t.Fatal(err)
 	}
-	r := newRoll(t, env, "")
+	r := newRoll(t, env, `        silence: {matchers: ['instance="{{.Name}}"']}
+`)
 	a, b := env.ClickHouse[0], env.ClickHouse[1]
-	plan := r.mustPlan(t, map[string]string{"wait_healthy": "3s"})
+	plan := r.mustPlan(t, map[string]string{"wait_healthy": "5s"})
 	before := startTimes(ctx, env)
-	r.rs.HoldDown(a.Name, 8*time.Second)
+	r.rs.HoldDown(a.Name, 9*time.Second)
 	t.Cleanup(func() {
 		r.rs.Wait()
 		env.WaitHealthy(context.Background())
@@ -501,10 +544,10 @@ func TestRollingRestartNodeDoesNotComeBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := stepStates(out)
-	if out.State != ExecPartial || st[a.Name+"/after"] != StepFailed || st[b.Name+"/before"] != StepNotRun || st[b.Name+"/restart"] != StepNotRun {
+	if out.State != ExecStopped || st[a.Name+"/after"] != StepFailed || st[b.Name+"/before"] != StepNotRun || st[b.Name+"/restart"] != StepNotRun {
 		t.Fatalf("outcome %s %v: %s", out.State, st, out.Error)
 	}
-	for _, w := range []string{`gate "up with a new start time" of ` + a.Name + " failed", "it does not answer", "timeout 3s", "node 1 of 2 (" + a.Name + ") after its restart", "not touched: " + b.Name} {
+	for _, w := range []string{`gate "up with a new start time" of ` + a.Name + " failed", "it does not answer", "timeout 5s", "node 1 of 2 (" + a.Name + ") after its restart", "not touched: " + b.Name} {
 		if !strings.Contains(out.Error, w) {
 			t.Errorf("outcome error %q lacks %q", out.Error, w)
 		}
@@ -515,6 +558,63 @@ func TestRollingRestartNodeDoesNotComeBack(t *testing.T) {
 	}
 	if now := startTimes(ctx, env); now[b.Name] >= before[b.Name]+2 {
 		t.Errorf("%s start time changed %d → %d", b.Name, before[b.Name], now[b.Name])
+	}
+
+	// Nothing waits for the decision: the node's silence ended at the stop.
+	var cp restartData
+	recs, _ := r.st.Steps(ctx, exec.ID)
+	for _, rec := range recs {
+		if rec.StepID == a.Name+"/restart" {
+			var res StepResult
+			json.Unmarshal(rec.Result, &res)
+			json.Unmarshal(res.Data, &cp)
+		}
+	}
+	if cp.SilenceID == "" {
+		t.Fatalf("no silence recorded: %+v", cp)
+	}
+	if st, err := (&SilenceClient{URL: env.Alertmanager.URL}).State(ctx, cp.SilenceID); err != nil || st != "expired" {
+		t.Errorf("silence of the stopped node: %s %v, want expired", st, err)
+	}
+
+	// The node comes back by itself; Resume (a new runner on the same
+	// store) goes on with its checks — it is not restarted again, its
+	// alerts silenced again meanwhile — and then restarts the other node.
+	r.rs.Wait()
+	if err := env.WaitHealthy(ctx); err != nil {
+		t.Fatal(err)
+	}
+	back := startTimes(ctx, env)
+	if back[a.Name] < before[a.Name]+2 {
+		t.Fatalf("%s did not come back restarted: %d → %d", a.Name, before[a.Name], back[a.Name])
+	}
+	out, err = NewRunner(r.st, r.reg, RunnerOptions{}).Run(ctx, exec, nil)
+	if err != nil || out.State != ExecSucceeded {
+		t.Fatalf("resume: %s %v: %s %v", out.State, err, out.Error, stepStates(out))
+	}
+	for _, s := range out.Steps {
+		t.Logf("  %s %s: %s", s.Step.ID, s.State, s.Result.Output)
+	}
+	if st := stepStates(out); st[a.Name+"/restart"] != StepSkipped || st[a.Name+"/after"] != StepDone {
+		t.Errorf("resumed steps %v", st)
+	}
+	for _, s := range out.Steps {
+		if s.Step.ID == a.Name+"/after" && (!strings.Contains(s.Result.Output, "expired") || strings.Contains(s.Result.Output, cp.SilenceID)) {
+			t.Errorf("the resumed checks of %s did not silence it again (and expire it): %q", a.Name, s.Result.Output)
+		}
+	}
+	if got := r.rs.Restarts(a.Name); got != 1 {
+		t.Errorf("%s restarted %d times", a.Name, got)
+	}
+	if got := r.rs.Restarts(b.Name); got != 1 {
+		t.Errorf("%s restarted %d times by the resume", b.Name, got)
+	}
+	now := startTimes(ctx, env)
+	if d := now[a.Name] - back[a.Name]; d > 1 || d < -1 {
+		t.Errorf("%s start time changed by the resume: %d → %d", a.Name, back[a.Name], now[a.Name])
+	}
+	if now[b.Name] < before[b.Name]+2 {
+		t.Errorf("%s was not restarted: %d → %d", b.Name, before[b.Name], now[b.Name])
 	}
 }
 
@@ -601,15 +701,18 @@ func TestRollingRestartCommandFails(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := newRoll(t, env, "        stop_merges: true\n")
-	r.cfg.Clusters[0].Actions.RollingRestart.Command = []string{"sh", "-c", "echo no such unit >&2; exit 5"}
+	// The first attempt fails; a later one restarts the node for real.
+	marker := filepath.Join(t.TempDir(), "failed-once")
+	r.cfg.Clusters[0].Actions.RollingRestart.Command = append([]string{"sh", "-c", `if [ -e ` + marker + ` ]; then exec "$0" "$@"; fi; touch ` + marker + `; echo no such unit >&2; exit 5`}, r.rs.Command()...)
 	plan := r.mustPlan(t, nil)
+	before := startTimes(ctx, env)
 	exec := newExecution(t, r.st, plan, "")
 	out, err := NewRunner(r.st, r.reg, RunnerOptions{}).Run(ctx, exec, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	first := plan.Steps[1].Node
-	if st := stepStates(out); out.State != ExecPartial || st[first+"/restart"] != StepFailed {
+	if st := stepStates(out); out.State != ExecStopped || st[first+"/restart"] != StepFailed {
 		t.Fatalf("outcome %s %v", out.State, st)
 	}
 	for _, w := range []string{"restart of " + first + " failed", "no such unit", "it was not restarted (start time unchanged", "merges started again"} {
@@ -618,6 +721,32 @@ func TestRollingRestartCommandFails(t *testing.T) {
 		}
 	}
 	t.Logf("outcome: %s", out.Error)
+
+	// Resume: the restart never happened (the command failed, the start
+	// time unchanged), so it is issued again — once — and the roll ends.
+	out, err = NewRunner(r.st, r.reg, RunnerOptions{}).Run(ctx, exec, nil)
+	if err != nil || out.State != ExecSucceeded {
+		t.Fatalf("resume: %s %v: %s %v", out.State, err, out.Error, stepStates(out))
+	}
+	var restart string
+	for _, s := range out.Steps {
+		t.Logf("  %s %s: %s", s.Step.ID, s.State, s.Result.Output)
+		if s.Step.ID == first+"/restart" {
+			restart = s.Result.Output
+		}
+	}
+	if !strings.Contains(restart, "failed and "+first+" kept its start time") || !strings.Contains(restart, "issued again") {
+		t.Errorf("the resumed restart step does not say why it issued the restart again: %q", restart)
+	}
+	now := startTimes(ctx, env)
+	for _, c := range env.ClickHouse {
+		if got := r.rs.Restarts(c.Name); got != 1 {
+			t.Errorf("%s restarted %d times", c.Name, got)
+		}
+		if now[c.Name] < before[c.Name]+2 {
+			t.Errorf("%s not restarted: %d → %d", c.Name, before[c.Name], now[c.Name])
+		}
+	}
 }
 
 // ZooKeeper stopped: the replicas turn read-only; the roll is refused at

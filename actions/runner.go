@@ -226,7 +226,12 @@ func (r *Runner) acquire(ctx context.Context, cluster, execID string) error {
 // approval flow offers Resume or Abort). Steps recorded done are skipped (reported
 // "skipped"); a step recorded running (a crash mid-step) runs again, which
 // is safe because Execute is idempotent. When ctx ends mid-run the
-// execution is recorded interrupted (Resume runs it again with Run).
+// execution is recorded interrupted (Resume runs it again with Run). A
+// step that fails in an action declaring StopResumer leaves the execution
+// stopped; Run of a stopped execution first asks the action to re-check
+// (ResumeCheck): a refusal returns a *ResumeRefusedError with the
+// execution still stopped and nothing run, otherwise it continues from the
+// stopped step.
 func (r *Runner) Run(ctx context.Context, exec Execution, progress func(Progress)) (Outcome, error) {
 	if progress == nil {
 		progress = func(Progress) {}
@@ -302,6 +307,17 @@ func (r *Runner) Run(ctx context.Context, exec Execution, progress func(Progress
 	go r.renew(runCtx, cancel, plan.Cluster, renewDone)
 	defer func() { cancel(nil); <-renewDone }()
 
+	if rec.State == ExecStopped {
+		// Stopped at a failed step: the action re-checks before anything
+		// runs again; a refusal leaves it stopped.
+		sr, ok := action.(StopResumer)
+		if !ok {
+			return Outcome{}, fmt.Errorf("execution %s: %w: it is stopped but %s cannot resume after a failure", exec.ID, ErrNotRunnable, plan.Kind)
+		}
+		if out, err := r.checkResume(runCtx, rec, sr, plan); err != nil {
+			return out, err
+		}
+	}
 	if err := r.st.StartExecution(ctx, exec.ID, r.opts.Holder); err != nil {
 		return Outcome{}, err
 	}
@@ -434,6 +450,14 @@ func (r *Runner) run(ctx, runCtx context.Context, id string, action Action, plan
 		r.finish(ctx, id, plan.Kind, &out, log)
 		return out, nil
 	}
+	if sr, ok := action.(StopResumer); ok && sr.StopsAt(plan, plan.Steps[failed]) {
+		// Stopped, resumable: no undo in reverse; the step took back what
+		// must not wait for the decision (StopResumer).
+		out.State = ExecStopped
+		out.Error = fmt.Sprintf("stopped at step %s: %v", plan.Steps[failed].ID, failErr)
+		r.finish(ctx, id, plan.Kind, &out, log)
+		return out, nil
+	}
 	out.Error = fmt.Sprintf("step %s failed: %v", plan.Steps[failed].ID, failErr)
 	applied := 0
 	for _, s := range out.Steps[:failed] {
@@ -506,7 +530,8 @@ func (r *Runner) finish(ctx context.Context, id, kind string, out *Outcome, log 
 	log.Info("execution ended", "state", out.State, "err", out.Error)
 }
 
-// Abort marks an execution that is not running (interrupted, or pending)
+// Abort marks an execution that is not running (interrupted, stopped, or
+// pending)
 // aborted: it will never run. A running one with a live lease is refused.
 // What the interrupted step left behind is then taken back (CleanUp; see
 // AbortAndCleanUp for its report).
@@ -516,7 +541,7 @@ func (r *Runner) Abort(ctx context.Context, id, reason string) error {
 }
 
 func (r *Runner) abort(ctx context.Context, id, reason string) error {
-	ok, err := r.st.SetExecutionStateIf(ctx, id, ExecAborted, reason, ExecInterrupted, store.ExecutionPending)
+	ok, err := r.st.SetExecutionStateIf(ctx, id, ExecAborted, reason, ExecInterrupted, ExecStopped, store.ExecutionPending)
 	if err != nil {
 		return err
 	}
@@ -525,13 +550,14 @@ func (r *Runner) abort(ctx context.Context, id, reason string) error {
 		if err != nil {
 			return err
 		}
-		return fmt.Errorf("execution %s is %s: only an interrupted or pending execution can be aborted", id, rec.State)
+		return fmt.Errorf("execution %s is %s: only an interrupted, stopped or pending execution can be aborted", id, rec.State)
 	}
 	return nil
 }
 
 // MarkInterrupted marks the executions recorded running whose process is
-// gone — the cluster's lease expired, released, held for another
+// gone (and kills the commands they left running past their deadline, see
+// OrphanReaper; the others are named in the execution's error) — the cluster's lease expired, released, held for another
 // execution, or held by a process of this host that no longer exists — as
 // interrupted, and returns them. Call it at start-up: the approval flow
 // reports them in their threads and offers Resume or Abort. An execution
@@ -560,6 +586,13 @@ func (r *Runner) MarkInterrupted(ctx context.Context) ([]store.ExecutionRecord, 
 			r.st.ReleaseLease(ctx, e.Cluster, l.Holder)
 		}
 		if changed {
+			if note := r.reapAtStartup(ctx, e.ID, e.Plan); note != "" {
+				why += StartupNoteSep + note
+				if _, err := r.st.SetExecutionStateIf(ctx, e.ID, ExecInterrupted, why, ExecInterrupted); err != nil {
+					r.opts.Log.Error("record the commands found at start-up", "execution", e.ID, "err", err)
+				}
+				r.opts.Log.Warn("command left running by the stopped chmedic", "execution", e.ID, "found", note)
+			}
 			e.State, e.Error = ExecInterrupted, why
 			out = append(out, e)
 			r.opts.Log.Warn("execution interrupted by a stop of chmedic", "execution", e.ID, "kind", e.Kind, "cluster", e.Cluster, "holder", e.Holder)

@@ -62,7 +62,7 @@ func (s *Service) view(ctx context.Context, r store.ApprovalRequest) chslack.Req
 	switch r.State {
 	case store.ReqPending:
 		v.Buttons = []string{chslack.ActionApprove, chslack.ActionReject}
-	case store.ReqInterrupted:
+	case store.ReqInterrupted, store.ReqStopped:
 		v.Buttons = []string{chslack.ActionResume, chslack.ActionAbort}
 	case store.ReqStale:
 		v.Reoffer = s.reoffer(ctx, r)

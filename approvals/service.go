@@ -329,6 +329,8 @@ func decidedText(r store.ApprovalRequest) string {
 		return "This request was refused: " + r.Reason
 	case store.ReqInterrupted:
 		return "This request's execution was interrupted; use Resume or Abort."
+	case store.ReqStopped:
+		return "This request's execution stopped at a failed step (" + r.Reason + "); use Resume or Abort."
 	}
 	return "This request is already decided: " + r.State + "."
 }
@@ -348,13 +350,16 @@ func (s *Service) expire(ctx context.Context, r store.ApprovalRequest) {
 	s.publish(ctx, r.ID)
 }
 
-// Resume continues an interrupted execution (an approver's decision): the
-// runner skips the steps recorded as done.
+// Resume continues an interrupted or stopped execution (an approver's
+// decision): the runner skips the steps recorded as done; a stopped one is
+// re-checked by its action first (it may be refused again, and stays
+// stopped).
 func (s *Service) Resume(ctx context.Context, in VoteInput) (store.ApprovalRequest, error) {
 	return s.control(ctx, in, store.ReqApproved, EventResumed)
 }
 
-// Abort ends an interrupted execution without running the rest.
+// Abort ends an interrupted or stopped execution without running the
+// rest; what the step in progress or stopped left behind is cleaned up.
 func (s *Service) Abort(ctx context.Context, in VoteInput) (store.ApprovalRequest, error) {
 	return s.control(ctx, in, store.ReqAborted, EventAborted)
 }
@@ -367,16 +372,16 @@ func (s *Service) control(ctx context.Context, in VoteInput, to, event string) (
 		}
 		return r, err
 	}
-	if r.State != store.ReqInterrupted {
+	if !controllable(r.State) {
 		s.refuse(ctx, in.User, in.Via, r, "request is "+r.State, event)
-		return r, &Denied{Reason: fmt.Sprintf("Only an interrupted execution can be resumed or aborted; this request is %s.", r.State)}
+		return r, &Denied{Reason: fmt.Sprintf("Only an interrupted execution can be resumed or aborted (or one stopped at a failed step); this request is %s.", r.State)}
 	}
 	if err := s.auth.CanApprove(ctx, r.Kind, in.User, in.Channel); err != nil {
 		s.refuse(ctx, in.User, in.Via, r, "not an approver", err.Error())
 		return r, err
 	}
 	reason := event + " by " + in.User
-	if err := s.st.TransitionRequest(ctx, r.ID, []string{store.ReqInterrupted}, to, reason); err != nil {
+	if err := s.st.TransitionRequest(ctx, r.ID, controlStates, to, reason); err != nil {
 		if errors.Is(err, store.ErrConflict) {
 			r, _ = s.st.ApprovalRequest(ctx, r.ID)
 			return r, &Denied{Reason: "Someone else already decided: the request is " + r.State + "."}
@@ -436,8 +441,13 @@ func (s *Service) HandleClick(ctx context.Context, c Click) (Reply, error) {
 		res, err = s.Vote(ctx, in)
 		msg = res.Message
 	case chslack.ActionResume:
+		var before store.ApprovalRequest
+		before, _ = s.st.ApprovalRequest(ctx, in.RequestID)
 		if _, err = s.Resume(ctx, in); err == nil {
 			msg = "Resuming: the steps already done are not repeated."
+			if before.State == store.ReqStopped {
+				msg = "Resuming: chmedic first re-checks the step where it stopped and the gates of the whole run (a failing check keeps it stopped, with the figures, in the thread); the steps already done are not repeated."
+			}
 		}
 	case chslack.ActionAbort:
 		if _, err = s.Abort(ctx, in); err == nil {

@@ -146,6 +146,15 @@ func (s *Service) markInterrupted(ctx context.Context) {
 			}
 		}
 		reason := fmt.Sprintf("interrupted: %s stopped while it ran", runner)
+		// What the runner found at start-up of the commands the stopped
+		// process left running (actions.OrphanReaper).
+		found := ""
+		if rec, err := s.st.ExecutionForRequest(ctx, r.ID); err == nil {
+			if _, note, ok := strings.Cut(rec.Error, actions.StartupNoteSep); ok {
+				found = note
+				reason += "; " + note
+			}
+		}
 		if err := s.st.TransitionRequest(ctx, r.ID, []string{store.ReqRunning}, store.ReqInterrupted, reason); err != nil {
 			continue
 		}
@@ -156,7 +165,11 @@ func (s *Service) markInterrupted(ctx context.Context) {
 			Nodes: s.nodes(r), PlanHash: r.PlanHash, Outcome: store.ReqInterrupted, Detail: reason})
 		s.o.Log.Warn("approvals: execution interrupted by a stop; offering resume or abort", "request_id", r.ID, "kind", r.Kind, "cluster", r.Cluster, "runner", runner)
 		s.publish(ctx, r.ID)
-		s.notice(ctx, r, interruptedNotice(r, runner))
+		notice := interruptedNotice(r, runner)
+		if found != "" {
+			notice += " Found at start-up: " + found + "."
+		}
+		s.notice(ctx, r, notice)
 	}
 }
 
@@ -314,6 +327,9 @@ func (s *Service) Execute(ctx context.Context, id string) (store.ApprovalRequest
 	}
 	s.clearProgress(id)
 	reason := outcomeText(outcome)
+	if state == store.ReqStopped {
+		return s.stopped(wctx, r, outcome, runErr)
+	}
 	if state == store.ReqInterrupted {
 		reason = "interrupted: chmedic stopped while it ran"
 		// A stop while it ran is reported as a crash found at start is:
@@ -331,8 +347,13 @@ func (s *Service) end(ctx context.Context, r store.ApprovalRequest, state, reaso
 	if err := s.st.TransitionRequest(ctx, r.ID, []string{store.ReqRunning}, state, reason); err != nil {
 		return r, err
 	}
-	if state == store.ReqInterrupted {
+	switch state {
+	case store.ReqInterrupted:
 		event = EventInterrupted
+	case store.ReqStopped:
+		if event != EventResumeRefused {
+			event = EventStopped
+		}
 	}
 	s.audit.append(ctx, store.AuditEntry{Actor: s.o.Name, Event: event, RequestID: r.ID, Kind: r.Kind, Cluster: r.Cluster,
 		Nodes: s.nodes(r), PlanHash: r.PlanHash, Outcome: state, Detail: reason})

@@ -69,7 +69,7 @@ func (c *approvalsCLI) settle(ctx context.Context, id string, wait bool, stdout 
 		if err != nil {
 			return r, err
 		}
-		if r.Terminal() || r.State == store.ReqInterrupted {
+		if r.Terminal() || r.State == store.ReqInterrupted || r.State == store.ReqStopped {
 			return r, nil
 		}
 		if r.State == store.ReqApproved {

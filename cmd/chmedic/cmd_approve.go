@@ -52,7 +52,7 @@ func runVote(ctx context.Context, path, id, as string, approve, wait bool, stdou
 	if err != nil {
 		return failed(stderr, err)
 	}
-	if !r.Terminal() && r.State != store.ReqInterrupted {
+	if !r.Terminal() && r.State != store.ReqInterrupted && r.State != store.ReqStopped {
 		fmt.Fprintf(stdout, "request %s: %s\n", r.ID, r.State)
 		if strings.HasPrefix(r.Reason, "waiting: ") {
 			fmt.Fprintf(stdout, "  %s\n", r.Reason)

@@ -17,7 +17,7 @@ import (
 func init() { commands = append(commands, registerRequests) }
 
 var requestStates = []string{store.ReqPlanning, store.ReqPending, store.ReqApproved, store.ReqRunning, store.ReqSucceeded, store.ReqFailed,
-	store.ReqPartial, store.ReqRolledBack, store.ReqInterrupted, store.ReqAborted, store.ReqRefused, store.ReqRejected, store.ReqExpired, store.ReqStale}
+	store.ReqPartial, store.ReqRolledBack, store.ReqInterrupted, store.ReqStopped, store.ReqAborted, store.ReqRefused, store.ReqRejected, store.ReqExpired, store.ReqStale}
 
 func registerRequests(a *kingpin.Application, configFlag func(*kingpin.CmdClause) *string) (string, func(context.Context, io.Writer, io.Writer) int) {
 	c := a.Command("requests", "List action requests, newest first.")

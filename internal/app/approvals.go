@@ -178,7 +178,7 @@ func (a *App) setupApprovals(ctx context.Context) error {
 	a.closers = append(a.closers, closeRT)
 	a.Processor.Reports = svc
 	a.reg.MustRegister(&requestsCollector{st: a.Store, desc: prometheus.NewDesc("chmedic_approval_requests",
-		"Action requests in the store, by state (pending: awaiting approval; interrupted: awaiting resume or abort).", []string{"state"}, nil)})
+		"Action requests in the store, by state (pending: awaiting approval; interrupted, stopped: awaiting resume or abort).", []string{"state"}, nil)})
 	return nil
 }
 
@@ -197,7 +197,7 @@ func (c *requestsCollector) Collect(ch chan<- prometheus.Metric) {
 	if err != nil {
 		return
 	}
-	for _, s := range []string{store.ReqPlanning, store.ReqPending, store.ReqApproved, store.ReqRunning, store.ReqInterrupted} {
+	for _, s := range []string{store.ReqPlanning, store.ReqPending, store.ReqApproved, store.ReqRunning, store.ReqInterrupted, store.ReqStopped} {
 		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(m[s]), s)
 	}
 }

@@ -12,12 +12,12 @@ import (
 const digestListLimit = 200
 
 // storeApprovals lists the requests waiting for a decision (pending
-// approval, approved but not started, interrupted awaiting Resume or
-// Abort) for the digest.
+// approval, approved but not started, interrupted or stopped awaiting
+// Resume or Abort) for the digest.
 type storeApprovals struct{ st *store.Store }
 
 func (a storeApprovals) PendingApprovals(ctx context.Context, cluster string) ([]string, error) {
-	rs, err := a.st.ApprovalRequests(ctx, []string{store.ReqPending, store.ReqApproved, store.ReqInterrupted}, "", digestListLimit)
+	rs, err := a.st.ApprovalRequests(ctx, []string{store.ReqPending, store.ReqApproved, store.ReqInterrupted, store.ReqStopped}, "", digestListLimit)
 	if err != nil {
 		return nil, err
 	}

@@ -77,6 +77,7 @@ var stateIcons = map[string]string{
 	"succeeded": ":white_check_mark:", "failed": ":x:", "partial": ":warning:", "rolled_back": ":leftwards_arrow_with_hook:",
 	"interrupted": ":double_vertical_bar:", "aborted": ":no_entry_sign:", "refused": ":no_entry:", "rejected": ":no_entry_sign:",
 	"expired": ":alarm_clock:", "stale": ":arrows_counterclockwise:",
+	"stopped": ":octagonal_sign:",
 }
 
 func icon(state string) string {
@@ -110,6 +111,8 @@ func stateText(state, by string, approvals, needed int, reason string) string {
 		return "done: failed and rolled back"
 	case "interrupted":
 		return "interrupted (chmedic stopped while it ran): resume or abort"
+	case "stopped":
+		return "stopped at a failed step (nothing after it was touched): resume or abort"
 	case "aborted":
 		return "aborted"
 	case "refused":

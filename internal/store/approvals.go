@@ -16,6 +16,7 @@ import (
 //
 //	planning → pending → approved → running → succeeded | failed | partial | rolled_back
 //	                                        ↘ interrupted → (resume) approved | aborted
+//	                                        ↘ stopped (a failed gate) → (resume) approved | aborted
 //	planning → refused (a gate said no, no policy, …)
 //	pending  → rejected | expired
 //	approved → stale (the re-computed plan differs from the approved one)
@@ -94,11 +95,15 @@ const (
 	ReqRolledBack  = "rolled_back"
 	ReqInterrupted = "interrupted"
 	ReqAborted     = "aborted"
+	// ReqStopped: the execution stopped at a failed step of an action
+	// that resumes after a failure (a rolling restart's gate or timeout);
+	// it waits for Resume or Abort (requests_stopped.go).
+	ReqStopped = "stopped"
 )
 
 // LiveRequestStates are the states in which a request is not yet decided
 // or not yet finished.
-var LiveRequestStates = []string{ReqPlanning, ReqPending, ReqApproved, ReqRunning, ReqInterrupted}
+var LiveRequestStates = []string{ReqPlanning, ReqPending, ReqApproved, ReqRunning, ReqInterrupted, ReqStopped}
 
 // ErrConflict is returned when a state transition found the record in
 // another state (someone else moved it first).

@@ -302,6 +302,9 @@ var migrations = []string{
 	// (superseded when it is re-rendered), "reply" for buttons on a reply
 	// (a DDL freeze's reminder), which a re-render leaves offered.
 	`ALTER TABLE action_requests ADD COLUMN scope TEXT NOT NULL DEFAULT '';`,
+	// 17 (resume) a request stopped at a failed gate (awaiting Resume or
+	// Abort) is live: one live request per offer includes it.
+	migrationStoppedLive,
 }
 
 func (s *Store) migrate(ctx context.Context) error {
