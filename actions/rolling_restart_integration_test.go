@@ -145,35 +145,43 @@ func startTimes(ctx context.Context, env *testenv.Env) map[string]int64 {
 	return out
 }
 
-// sampleStartTimes is startTimes with the servers known to be down: those
-// whose answer failed other than by the sample's timeout (connection
-// refused or reset: no server on the port). A server that did not answer
-// within the timeout is up and slow (a loaded machine), not down.
+// sampleStartTimes is startTimes with the servers known to be down. A
+// server that does not answer within the sample's short timeout is asked
+// again with a longer one (a loaded machine is slow, a live server answers
+// within seconds); down is refused, reset, or no answer to either.
 func sampleStartTimes(ctx context.Context, env *testenv.Env) (map[string]int64, map[string]bool) {
 	out, down := map[string]int64{}, map[string]bool{}
 	for _, c := range env.ClickHouse {
 		v, err := startTime(ctx, env, c)
 		var ne net.Error
-		switch {
-		case err == nil:
+		if errors.As(err, &ne) && ne.Timeout() {
+			v, err = startTimeWith(ctx, patientClient, env, c)
+		}
+		if err == nil {
 			out[c.Name] = v
-		case errors.As(err, &ne) && ne.Timeout():
-		default:
+		} else {
 			down[c.Name] = true
 		}
 	}
 	return out, down
 }
 
-var noKeepAlive = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 150 * time.Millisecond}
+var (
+	noKeepAlive   = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 150 * time.Millisecond}
+	patientClient = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 2 * time.Second}
+)
 
 func startTime(ctx context.Context, env *testenv.Env, c *testenv.ClickHouse) (int64, error) {
+	return startTimeWith(ctx, noKeepAlive, env, c)
+}
+
+func startTimeWith(ctx context.Context, client *http.Client, env *testenv.Env, c *testenv.ClickHouse) (int64, error) {
 	q := url.Values{"user": {env.AdminUser}, "password": {env.AdminPassword}, "query": {"SELECT toUInt64(now()) - uptime()"}}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.HTTPURL()+"/?"+q.Encode(), nil)
 	if err != nil {
 		return 0, err
 	}
-	resp, err := noKeepAlive.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return 0, err
 	}
@@ -197,7 +205,7 @@ type watcher struct {
 type sample struct {
 	at    time.Time
 	start map[string]int64
-	down  map[string]bool // refused: no server (see sampleStartTimes)
+	down  map[string]bool // no server answering (see sampleStartTimes)
 }
 
 func watch(env *testenv.Env) *watcher {

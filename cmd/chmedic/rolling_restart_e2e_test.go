@@ -181,17 +181,24 @@ approvals:
 	}
 }
 
-var freshClient = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 150 * time.Millisecond}
+var (
+	freshClient   = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 150 * time.Millisecond}
+	patientClient = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 2 * time.Second}
+)
 
 // startTimeOf reads a server's start time over a new HTTP connection (a
 // kept-alive one is served by a server that is shutting down).
 func startTimeOf(ctx context.Context, env *testenv.Env, c *testenv.ClickHouse) (int64, error) {
+	return startTimeWith(ctx, freshClient, env, c)
+}
+
+func startTimeWith(ctx context.Context, client *http.Client, env *testenv.Env, c *testenv.ClickHouse) (int64, error) {
 	q := url.Values{"user": {env.AdminUser}, "password": {env.AdminPassword}, "query": {"SELECT toUInt64(now()) - uptime()"}}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.HTTPURL()+"/?"+q.Encode(), nil)
 	if err != nil {
 		return 0, err
 	}
-	resp, err := freshClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return 0, err
 	}
@@ -206,9 +213,9 @@ func startTimeOf(ctx context.Context, env *testenv.Env, c *testenv.ClickHouse) (
 type startSample struct {
 	at    time.Time
 	start map[string]int64
-	// down: the answer failed other than by the sample's timeout
-	// (connection refused or reset: no server on the port); a server that
-	// did not answer within the timeout is up and slow, not down.
+	// down: refused, reset, or no answer within the short timeout and
+	// then within a longer one (a loaded machine is slow; a live server
+	// answers within seconds).
 	down map[string]bool
 }
 
@@ -230,11 +237,12 @@ func startWatcher(env *testenv.Env) *startWatch {
 			for _, c := range env.ClickHouse {
 				v, err := startTimeOf(context.Background(), env, c)
 				var ne net.Error
-				switch {
-				case err == nil:
+				if errors.As(err, &ne) && ne.Timeout() {
+					v, err = startTimeWith(context.Background(), patientClient, env, c)
+				}
+				if err == nil {
 					s.start[c.Name] = v
-				case errors.As(err, &ne) && ne.Timeout():
-				default:
+				} else {
 					s.down[c.Name] = true
 				}
 			}
