@@ -60,7 +60,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 		Yielded: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "chmedic_queue_yield_seconds_total",
-			Help: "Time the notification workers waited for a burst of webhook requests to pass before processing (acceptance first; at most 50ms per notification).",
+			Help: "Time the notification workers waited for a burst of webhook requests to pass before processing (acceptance first; at most 250ms per notification).",
 		}),
 	}
 	for _, reason := range []string{"unauthorized", "method", "too_large", "bad_json", "bad_version", "missing_group_key", "missing_alerts", "bad_status", "missing_labels", "empty", "read_error", "queue_full", "store_error"} {
