@@ -147,7 +147,7 @@ func (g *GroupCommit) commit(ctx context.Context) {
 
 // QuietGap is how long without a webhook request counts as quiet for
 // WaitQuiet: a few syncs to disk.
-const QuietGap = 5 * time.Millisecond
+const QuietGap = 2 * time.Millisecond
 
 // WaitQuiet returns once no webhook request has arrived for QuietGap, after
 // max, or when ctx ends. The queue's workers call it before each
