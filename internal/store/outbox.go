@@ -471,7 +471,7 @@ func (s *Store) OutboxCounts(ctx context.Context) (map[string]int, error) {
 }
 
 func (s *Store) execOne(ctx context.Context, id int64, q string, args ...any) error {
-	res, err := s.db.ExecContext(ctx, q, args...)
+	res, err := s.exec(ctx, q, args...)
 	if err != nil {
 		return fmt.Errorf("outbox entry %d: %w", id, err)
 	}

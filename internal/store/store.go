@@ -34,6 +34,8 @@ type Store struct {
 	// busy_timeout and fail with SQLITE_BUSY. Other processes (the CLI)
 	// still meet the busy timeout.
 	txMu sync.Mutex
+	// batch groups concurrent write transactions into one commit (txbatch.go).
+	batch txBatcher
 	// The background WAL checkpointer (checkpoint.go).
 	ckStop, ckDone chan struct{}
 }
@@ -336,20 +338,6 @@ func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
 	var v int
 	err := s.db.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&v)
 	return v, err
-}
-
-func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
-	s.txMu.Lock()
-	defer s.txMu.Unlock()
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	if err := fn(tx); err != nil {
-		tx.Rollback()
-		return err
-	}
-	return tx.Commit()
 }
 
 func millis(t time.Time) int64 { return t.UnixMilli() }
