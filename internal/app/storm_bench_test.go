@@ -40,7 +40,13 @@ func (cannedDiagnoser) Diagnose(_ context.Context, cluster string) (*diagnose.Di
 // and the canned diagnosis.
 func startStormApp(tb testing.TB, noOutbox bool) *App {
 	tb.Helper()
-	dir := tb.TempDir()
+	return startStormAppIn(tb, tb.TempDir(), noOutbox)
+}
+
+// startStormAppIn is startStormApp with its store in dir (dir/chmedic.db),
+// opened with opts.
+func startStormAppIn(tb testing.TB, dir string, noOutbox bool, opts ...store.Option) *App {
+	tb.Helper()
 	yaml := `store: {path: chmedic.db}
 webhook: {queue_size: 20000}
 clusters:
@@ -65,7 +71,7 @@ slack:
 	if err != nil {
 		tb.Fatal(err)
 	}
-	a, err := New(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), Options{Listener: ln, NoOutbox: noOutbox})
+	a, err := New(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), Options{Listener: ln, NoOutbox: noOutbox, StoreOptions: opts})
 	if err != nil {
 		tb.Fatal(err)
 	}
