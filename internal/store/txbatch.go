@@ -85,22 +85,40 @@ func (s *Store) commitBatch() {
 	b.pending = append(b.pending[:0:0], b.pending[k:]...)
 	b.mu.Unlock()
 
+	released := false
+	release := func() {
+		released = true
+		for _, w := range batch {
+			close(w.done)
+		}
+		b.mu.Lock()
+		if len(b.pending) > 0 {
+			b.pending[0].lead <- struct{}{}
+		} else {
+			b.leading = false
+		}
+		b.mu.Unlock()
+	}
+	defer func() {
+		// A work that panics (rolled back by txShared or txAlone) must not
+		// leave the batch's callers, and every later writer, waiting for
+		// a lead nobody holds.
+		if r := recover(); r != nil {
+			if !released {
+				for _, w := range batch {
+					w.err = fmt.Errorf("store transaction abandoned: a work of its batch panicked: %v", r)
+				}
+				release()
+			}
+			panic(r)
+		}
+	}()
 	s.runBatch(batch)
 	if s.counters != nil {
 		s.counters.Batches.Add(1)
 		s.counters.BatchedTx.Add(int64(len(batch)))
 	}
-	for _, w := range batch {
-		close(w.done)
-	}
-
-	b.mu.Lock()
-	if len(b.pending) > 0 {
-		b.pending[0].lead <- struct{}{}
-	} else {
-		b.leading = false
-	}
-	b.mu.Unlock()
+	release()
 }
 
 // runBatch sets the outcome of every work of batch.
@@ -132,6 +150,7 @@ func (s *Store) txShared(batch []*txWaiter) error {
 	if err != nil {
 		return err
 	}
+	defer tx.Rollback() // after a panic; a no-op once committed
 	errs := make([]error, len(batch))
 	for i, w := range batch {
 		if err := w.ctx.Err(); err != nil {
@@ -178,6 +197,7 @@ func (s *Store) txAlone(ctx context.Context, fn func(*sql.Tx) error) error {
 	if err != nil {
 		return err
 	}
+	defer tx.Rollback() // after a panic; a no-op once committed
 	if err := fn(tx); err != nil {
 		tx.Rollback()
 		return err

@@ -303,3 +303,50 @@ func TestKill9DuringGroupCommit(t *testing.T) {
 	}
 	t.Logf("%d transactions returned before SIGKILL, %d in the store; commits counted after reopen: %d", len(acked), len(got), c.Commits.Load())
 }
+
+// TestGroupCommitSurvivesAPanickingWork: a work that panics (in whichever
+// caller leads its batch: net/http recovers a handler's panic and the
+// process goes on) rolls its batch back and gives every caller of the
+// batch an error instead of leaving them, and every later writer, waiting
+// forever; the store keeps committing afterwards.
+func TestGroupCommitSurvivesAPanickingWork(t *testing.T) {
+	s, _ := openCounted(t, filepath.Join(t.TempDir(), "s.db"))
+	ctx := context.Background()
+	var works []func() error
+	for i := 0; i < 5; i++ {
+		works = append(works, func() (err error) {
+			defer func() {
+				if r := recover(); r != nil {
+					err = fmt.Errorf("panicked: %v", r)
+				}
+			}()
+			if i == 3 {
+				return s.tx(ctx, func(*sql.Tx) error { panic("boom") })
+			}
+			return insertPair(ctx, s, fmt.Sprintf("k%d", i), false)
+		})
+	}
+	done := make(chan []error, 1)
+	go func() { done <- queueBehindCommit(t, s, works) }()
+	var errs []error
+	select {
+	case errs = <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("callers of the batch still waiting after the panic")
+	}
+	got := pairRows(t, s)
+	if errs[0] != nil || got["k0"] != 2 {
+		t.Errorf("k0, committed alone before the panicking batch: %v, %d rows", errs[0], got["k0"])
+	}
+	for i := 1; i < 5; i++ {
+		if errs[i] == nil {
+			t.Errorf("work %d of the panicking batch reports success", i)
+		}
+		if i != 3 && got[fmt.Sprintf("k%d", i)] != 0 {
+			t.Errorf("k%d: %d rows kept from a rolled-back batch", i, got[fmt.Sprintf("k%d", i)])
+		}
+	}
+	if err := insertPair(ctx, s, "after", false); err != nil || pairRows(t, s)["after"] != 2 {
+		t.Errorf("a write after the panic: %v", err)
+	}
+}
