@@ -220,6 +220,16 @@ func BenchmarkStorm(b *testing.B) {
 				b.ReportMetric(last.Sub(start).Seconds(), "total-s")
 				b.ReportMetric(rate(times[:k]), "first-1k-groups/s")
 				b.ReportMetric(rate(times[len(times)-k:]), "last-1k-groups/s")
+				// Every window of 1,000 in order: where the processing slows, if it does.
+				var windows []string
+				slowest := rate(times[:k])
+				for i := 0; i+k <= len(times); i += k {
+					r := rate(times[i : i+k])
+					slowest = min(slowest, r)
+					windows = append(windows, fmt.Sprintf("%.0f", r))
+				}
+				b.Logf("groups/s per 1,000 processed: %s", strings.Join(windows, " "))
+				b.ReportMetric(slowest, "slowest-1k-groups/s")
 				b.ReportMetric(float64(peakRSS())/(1<<20), "peak-RSS-MiB")
 				b.ReportMetric(float64(len(posts)), "top-level-messages")
 				b.ReportMetric(float64(retries.Load()), "503-retries")
