@@ -28,11 +28,9 @@ type Counters struct {
 // WithCounters makes the store count its statements and rows into c.
 func WithCounters(c *Counters) Option { return func(s *Store) { s.counters = c } }
 
-// openDB opens the database, counting through c when it is set.
+// openDB opens the database, its connections caching their prepared
+// statements (stmtcache.go), counting through c when it is set.
 func openDB(dsn string, c *Counters) (*sql.DB, error) {
-	if c == nil {
-		return sql.Open("sqlite", dsn)
-	}
 	probe, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, err
@@ -53,7 +51,10 @@ func (cc countingConnector) Connect(context.Context) (driver.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &countingConn{Conn: conn, c: cc.c}, nil
+	if cc.c == nil {
+		return newCachingConn(conn), nil
+	}
+	return &countingConn{Conn: newCachingConn(conn), c: cc.c}, nil
 }
 
 func (cc countingConnector) Driver() driver.Driver { return cc.d }
