@@ -35,7 +35,8 @@ type Store struct {
 	// still meet the busy timeout.
 	txMu sync.Mutex
 	// batch groups concurrent write transactions into one commit (txbatch.go).
-	batch txBatcher
+	batch   txBatcher
+	noBatch bool // WithoutGroupCommit
 	// The background WAL checkpointer (checkpoint.go).
 	ckStop, ckDone chan struct{}
 }

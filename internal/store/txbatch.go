@@ -52,9 +52,17 @@ type txBatcher struct {
 	leading bool
 }
 
+// WithoutGroupCommit makes every write transaction commit (and sync) on
+// its own, as before the group commit: for benchmarks that measure what
+// the group commit saves.
+func WithoutGroupCommit() Option { return func(s *Store) { s.noBatch = true } }
+
 // tx runs fn in a write transaction, committed (and synced) with the
 // write transactions of other goroutines that arrive meanwhile.
 func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
+	if s.noBatch {
+		return s.txAlone(ctx, fn)
+	}
 	w := &txWaiter{ctx: ctx, fn: fn, done: make(chan struct{}), lead: make(chan struct{}, 1)}
 	b := &s.batch
 	b.mu.Lock()
