@@ -385,14 +385,22 @@ func (q *Queue) handle(ctx, workCtx context.Context, n store.Notification) {
 		return
 	}
 	q.started(id)
+	mark := store.GroupMark{GroupKey: n.GroupKey, NotificationID: id, Alerts: versions}
+	finished := false // recorded done by the processor (finish.go)
 	if perr == nil {
-		perr = q.proc.Process(workCtx, n, msg)
+		if fp, ok := q.proc.(FinishingProcessor); ok {
+			perr = fp.ProcessAndFinish(workCtx, n, msg, mark)
+			finished = perr == nil
+		} else {
+			perr = q.proc.Process(workCtx, n, msg)
+		}
 	}
 	q.metrics.Duration.Observe(time.Since(start).Seconds())
 	switch {
+	case perr == nil && finished:
+		q.metrics.Processed.WithLabelValues("done").Inc()
 	case perr == nil:
 		q.metrics.Processed.WithLabelValues("done").Inc()
-		mark := store.GroupMark{GroupKey: n.GroupKey, NotificationID: id, Alerts: versions}
 		if err := q.store.FinishProcessed(context.WithoutCancel(workCtx), id, mark); err != nil {
 			// Processing is idempotent: do it again rather than leave the
 			// notification "processing" until the next start.

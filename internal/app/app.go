@@ -45,6 +45,8 @@ type Options struct {
 	// NoOutbox does not run the Slack outbox: messages are queued and stay
 	// pending (benchmarks measuring the notification pipeline alone).
 	NoOutbox bool
+	// StoreOptions are passed to store.Open (tests count the store's work).
+	StoreOptions []store.Option
 }
 
 // App is a running chmedic.
@@ -85,7 +87,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options
 	info.WithLabelValues(opts.Version).Set(1)
 	a.reg.MustRegister(info)
 
-	st, err := store.Open(ctx, cfg.Store.Path)
+	st, err := store.Open(ctx, cfg.Store.Path, opts.StoreOptions...)
 	if err != nil {
 		return nil, err
 	}

@@ -37,7 +37,9 @@ type Store interface {
 	RouteGroup(ctx context.Context, g store.GroupView, threshold int, window time.Duration) (string, *store.Incident, error)
 	Thread(ctx context.Context, key string) (store.Thread, error)
 	ApplyThreadChange(ctx context.Context, c store.ThreadChange) (store.ThreadChangeResult, error)
-	OfferAction(ctx context.Context, a store.ActionRequest) (string, error)
+	// PrepareOffers gives the message's offers their ids; they are
+	// recorded with the message (store.ThreadChange.NewOffers).
+	PrepareOffers(ctx context.Context, offers []store.ActionRequest) ([]store.ActionRequest, error)
 }
 
 // Kicker wakes the outbox worker.
@@ -48,6 +50,13 @@ type Kicker interface{ Kick() }
 // re-rendered when a request changes without diagnosing again.
 type Reports interface {
 	SaveAndRender(ctx context.Context, threadKey string, r *report.Report) ([]byte, error)
+}
+
+// ReportRenderer is Reports that can render without storing: the report
+// is then stored in the transaction that queues the message
+// (store.ThreadChange.Report), not in one of its own.
+type ReportRenderer interface {
+	Render(ctx context.Context, threadKey string, r *report.Report) ([]byte, error)
 }
 
 // Processor implements webhook.Processor.
@@ -165,6 +174,18 @@ func sections(pb *playbooks.Playbook) []report.Section {
 // the same notification again updates the same message and offers the same
 // action requests.
 func (p *Processor) Process(ctx context.Context, n store.Notification, m *webhook.Message) error {
+	return p.process(ctx, n, m, nil)
+}
+
+// ProcessAndFinish is Process that also records the notification done,
+// with its group's mark, in the transaction that queues its message
+// (webhook.FinishingProcessor): the message, its offers, the thread's
+// report and the notification's outcome are one commit.
+func (p *Processor) ProcessAndFinish(ctx context.Context, n store.Notification, m *webhook.Message, mark store.GroupMark) error {
+	return p.process(ctx, n, m, &store.FinishMark{NotificationID: n.ID, Mark: mark})
+}
+
+func (p *Processor) process(ctx context.Context, n store.Notification, m *webhook.Message, finish *store.FinishMark) error {
 	plan := p.BuildReport(ctx, m, false)
 	r := plan.Report
 	clusterName := ""
@@ -198,17 +219,20 @@ func (p *Processor) Process(ctx context.Context, n store.Notification, m *webhoo
 	// Offer the playbook's actions under ids the buttons carry.
 	r.Actions = nil
 	var offers []string
-	if r.Status == "firing" {
+	var newOffers []store.ActionRequest
+	if r.Status == "firing" && len(plan.Playbook.Actions) > 0 {
 		for i, a := range plan.Playbook.Actions {
-			id, err := p.Store.OfferAction(ctx, store.ActionRequest{
+			newOffers = append(newOffers, store.ActionRequest{
 				OfferKey: fmt.Sprintf("n%d/%d", n.ID, i), Kind: a.Kind, Params: actions.WithDefaults(a.Kind, a.Params),
 				Cluster: clusterName, GroupKey: m.GroupKey, ThreadKey: threadKey, AlertStart: r.StartsAt,
 			})
-			if err != nil {
-				return err
-			}
-			r.Actions = append(r.Actions, offered(a, id))
-			offers = append(offers, id)
+		}
+		if newOffers, err = p.Store.PrepareOffers(ctx, newOffers); err != nil {
+			return err
+		}
+		for i, a := range plan.Playbook.Actions {
+			r.Actions = append(r.Actions, offered(a, newOffers[i].ID))
+			offers = append(offers, newOffers[i].ID)
 		}
 	}
 	prev, prevErr := p.Store.Thread(ctx, threadKey)
@@ -221,6 +245,8 @@ func (p *Processor) Process(ctx context.Context, n store.Notification, m *webhoo
 		// The message now carries these offers (none once resolved): the
 		// thread's older ones are superseded with it.
 		SupersedeOffers: true, Offers: offers,
+		// Recorded with the message: its buttons carry their ids.
+		NewOffers: newOffers, Finish: finish,
 	}
 	refire := known && prev.Status == "resolved" && r.Status == "firing"
 	var msg chslack.Message
@@ -259,7 +285,14 @@ func (p *Processor) Process(ctx context.Context, n store.Notification, m *webhoo
 	}
 	body, err := Encode(r, msg.Previous)
 	if err == nil && p.Reports != nil {
-		body, err = p.Reports.SaveAndRender(ctx, threadKey, r)
+		if rr, ok := p.Reports.(ReportRenderer); ok {
+			// The report is stored with the message (one transaction).
+			if change.Report, err = json.Marshal(r); err == nil {
+				body, err = rr.Render(ctx, threadKey, r)
+			}
+		} else {
+			body, err = p.Reports.SaveAndRender(ctx, threadKey, r)
+		}
 		if err == nil && msg.Previous != nil {
 			body, err = withPrevious(body, msg.Previous)
 		}
@@ -268,8 +301,9 @@ func (p *Processor) Process(ctx context.Context, n store.Notification, m *webhoo
 		return err
 	}
 	change.Body = body
-	// The message, its follow-up and the offers in one transaction: a crash
-	// never keeps one without the other.
+	// The message, its follow-up, the offers, the report and (finish) the
+	// notification's outcome in one transaction: a crash never keeps one
+	// without the others.
 	if _, err := p.Store.ApplyThreadChange(ctx, change); err != nil {
 		return err
 	}

@@ -493,8 +493,7 @@ func (s *Store) Audit(ctx context.Context, since time.Time, requestID string) ([
 // from (JSON), so that it can be rendered again — with the states of its
 // requests — without diagnosing again.
 func (s *Store) SaveThreadReport(ctx context.Context, threadKey string, report []byte) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO thread_reports (thread_key, report, updated_at) VALUES (?, ?, ?)
-		ON CONFLICT (thread_key) DO UPDATE SET report = excluded.report, updated_at = excluded.updated_at`, threadKey, report, millis(s.now()))
+	_, err := s.exec(ctx, qSaveThreadReport, threadKey, report, millis(s.now()))
 	if err != nil {
 		return fmt.Errorf("save report of %q: %w", threadKey, err)
 	}

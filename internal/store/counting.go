@@ -14,16 +14,23 @@ import (
 type Counters struct {
 	Statements atomic.Int64
 	Rows       atomic.Int64
+	// Commits counts the durable commits: transactions committed and
+	// writing statements run outside a transaction (SQLite commits each
+	// alone). Under synchronous=FULL each is one sync of the WAL.
+	Commits atomic.Int64
+	// Batches counts the store's write transactions as committed by the
+	// group commit (txbatch.go), BatchedTx the callers' transactions they
+	// carried.
+	Batches   atomic.Int64
+	BatchedTx atomic.Int64
 }
 
 // WithCounters makes the store count its statements and rows into c.
 func WithCounters(c *Counters) Option { return func(s *Store) { s.counters = c } }
 
-// openDB opens the database, counting through c when it is set.
+// openDB opens the database, its connections caching their prepared
+// statements (stmtcache.go), counting through c when it is set.
 func openDB(dsn string, c *Counters) (*sql.DB, error) {
-	if c == nil {
-		return sql.Open("sqlite", dsn)
-	}
 	probe, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, err
@@ -44,7 +51,10 @@ func (cc countingConnector) Connect(context.Context) (driver.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &countingConn{Conn: conn, c: cc.c}, nil
+	if cc.c == nil {
+		return newCachingConn(conn), nil
+	}
+	return &countingConn{Conn: newCachingConn(conn), c: cc.c}, nil
 }
 
 func (cc countingConnector) Driver() driver.Driver { return cc.d }
@@ -52,11 +62,37 @@ func (cc countingConnector) Driver() driver.Driver { return cc.d }
 // countingConn forwards to the SQLite connection, counting.
 type countingConn struct {
 	driver.Conn
-	c *Counters
+	c    *Counters
+	inTx bool // a transaction of this connection is open
 }
 
 func (c *countingConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
-	return c.Conn.(driver.ConnBeginTx).BeginTx(ctx, opts)
+	tx, err := c.Conn.(driver.ConnBeginTx).BeginTx(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	c.inTx = true
+	return &countingTx{Tx: tx, conn: c}, nil
+}
+
+// countingTx counts its commit.
+type countingTx struct {
+	driver.Tx
+	conn *countingConn
+}
+
+func (t *countingTx) Commit() error {
+	t.conn.inTx = false
+	err := t.Tx.Commit()
+	if err == nil {
+		t.conn.c.Commits.Add(1)
+	}
+	return err
+}
+
+func (t *countingTx) Rollback() error {
+	t.conn.inTx = false
+	return t.Tx.Rollback()
 }
 
 func (c *countingConn) PrepareContext(ctx context.Context, q string) (driver.Stmt, error) {
@@ -64,10 +100,18 @@ func (c *countingConn) PrepareContext(ctx context.Context, q string) (driver.Stm
 }
 
 func (c *countingConn) ExecContext(ctx context.Context, q string, args []driver.NamedValue) (driver.Result, error) {
-	if q != checkpointStatement { // the background checkpoint is no operation's cost
+	switch q {
+	case checkpointStatement: // the background checkpoint is no operation's cost
+		return c.Conn.(driver.ExecerContext).ExecContext(ctx, q, args)
+	case savepointStatement, rollbackToStatement, releaseStatement: // the group commit's, not the operation's
+	default:
 		c.c.Statements.Add(1)
 	}
-	return c.Conn.(driver.ExecerContext).ExecContext(ctx, q, args)
+	res, err := c.Conn.(driver.ExecerContext).ExecContext(ctx, q, args)
+	if err == nil && !c.inTx {
+		c.c.Commits.Add(1) // SQLite committed it alone
+	}
+	return res, err
 }
 
 func (c *countingConn) QueryContext(ctx context.Context, q string, args []driver.NamedValue) (driver.Rows, error) {

@@ -53,31 +53,35 @@ func (s *Store) GroupMark(ctx context.Context, groupKey string) (GroupMark, erro
 // FinishProcessed marks notification id done and records mark as its
 // group's last processed notification, in one transaction.
 func (s *Store) FinishProcessed(ctx context.Context, id int64, mark GroupMark) error {
-	alerts, err := json.Marshal(mark.Alerts)
-	if err != nil {
-		return fmt.Errorf("notification %d: encoding group mark: %w", id, err)
-	}
 	now := millis(s.now())
-	err = s.tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE notifications SET state = ?, last_error = '', processed_at = ? WHERE id = ?`, StateDone, now, id)
-		if err != nil {
-			return err
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
-			return ErrNotFound
-		}
-		_, err = tx.ExecContext(ctx,
-			`INSERT INTO notification_groups (group_key, notification_id, alerts, updated_at) VALUES (?, ?, ?, ?)
-			 ON CONFLICT (group_key) DO UPDATE SET notification_id = excluded.notification_id, alerts = excluded.alerts, updated_at = excluded.updated_at`,
-			mark.GroupKey, id, alerts, now)
-		return err
-	})
+	err := s.tx(ctx, func(tx *sql.Tx) error { return finishProcessedTx(ctx, tx, id, mark, now) })
 	if err != nil {
 		return fmt.Errorf("notification %d: %w", id, err)
 	}
 	return nil
+}
+
+// finishProcessedTx is FinishProcessed's work in a transaction (also
+// ApplyThreadChange's, with ThreadChange.Finish).
+func finishProcessedTx(ctx context.Context, tx *sql.Tx, id int64, mark GroupMark, now int64) error {
+	alerts, err := json.Marshal(mark.Alerts)
+	if err != nil {
+		return fmt.Errorf("encoding group mark: %w", err)
+	}
+	res, err := tx.ExecContext(ctx, `UPDATE notifications SET state = ?, last_error = '', processed_at = ? WHERE id = ?`, StateDone, now, id)
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return err
+	} else if n == 0 {
+		return ErrNotFound
+	}
+	_, err = tx.ExecContext(ctx,
+		`INSERT INTO notification_groups (group_key, notification_id, alerts, updated_at) VALUES (?, ?, ?, ?)
+		 ON CONFLICT (group_key) DO UPDATE SET notification_id = excluded.notification_id, alerts = excluded.alerts, updated_at = excluded.updated_at`,
+		mark.GroupKey, id, alerts, now)
+	return err
 }
 
 // MarkStale records that notification id was dropped without processing

@@ -125,7 +125,7 @@ func (s *Store) Requeue(ctx context.Context, id int64, reason string) error {
 }
 
 func (s *Store) setState(ctx context.Context, id int64, query string, args ...any) error {
-	res, err := s.db.ExecContext(ctx, query, args...)
+	res, err := s.exec(ctx, query, args...)
 	if err != nil {
 		return fmt.Errorf("notification %d: %w", id, err)
 	}

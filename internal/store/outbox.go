@@ -87,6 +87,15 @@ type ThreadChange struct {
 	// reflects: batched into the thread's next summary reply instead of a
 	// reply per group (outbox_summaries.go).
 	Summary *SummaryChange
+	// NewOffers are the offers the message carries (PrepareOffers gave
+	// them their ids), recorded with it unless already recorded; Report,
+	// if set, is the thread's report (SaveThreadReport); Finish, if set,
+	// is the outcome of the notification the change comes from
+	// (FinishProcessed). All in the change's transaction
+	// (thread_change_more.go).
+	NewOffers []ActionRequest
+	Report    []byte
+	Finish    *FinishMark
 }
 
 // ThreadChangeResult holds the outbox ids ApplyThreadChange queued.
@@ -122,6 +131,9 @@ func (s *Store) ApplyThreadChange(ctx context.Context, c ThreadChange) (ThreadCh
 		}
 	}
 	err := s.tx(ctx, func(tx *sql.Tx) error {
+		if err := insertOffers(ctx, tx, c.NewOffers, now); err != nil {
+			return err
+		}
 		id, err := upsertMessage(ctx, tx, c, now, resolvedAt)
 		if err != nil {
 			return err
@@ -142,9 +154,11 @@ func (s *Store) ApplyThreadChange(ctx context.Context, c ThreadChange) (ThreadCh
 			}
 		}
 		if c.SupersedeOffers {
-			return supersedeOffers(ctx, tx, threadKey, c.Offers)
+			if err := supersedeOffers(ctx, tx, threadKey, c.Offers); err != nil {
+				return err
+			}
 		}
-		return nil
+		return finishThreadChange(ctx, tx, c, now)
 	})
 	if err != nil {
 		return ThreadChangeResult{}, fmt.Errorf("outbox: thread %q: %w", threadKey, err)
@@ -471,7 +485,7 @@ func (s *Store) OutboxCounts(ctx context.Context) (map[string]int, error) {
 }
 
 func (s *Store) execOne(ctx context.Context, id int64, q string, args ...any) error {
-	res, err := s.db.ExecContext(ctx, q, args...)
+	res, err := s.exec(ctx, q, args...)
 	if err != nil {
 		return fmt.Errorf("outbox entry %d: %w", id, err)
 	}

@@ -33,6 +33,10 @@ type Store struct {
 	// busy_timeout and fail with SQLITE_BUSY. Other processes (the CLI)
 	// still meet the busy timeout. Acceptance goes first (writelock.go).
 	wl *writeLock
+	// batch groups concurrent background write transactions into one
+	// commit (txbatch.go); the webhook's own group commit uses txUrgent.
+	batch   txBatcher
+	noBatch bool // WithoutGroupCommit
 	// The background WAL checkpointer (checkpoint.go).
 	ckStop, ckDone chan struct{}
 }
@@ -340,12 +344,6 @@ func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
 	return v, err
 }
 
-func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
-	s.wl.lock()
-	defer s.wl.unlock()
-	return s.runTx(ctx, fn)
-}
-
 // txUrgent is tx for the webhook's acceptance: ahead of background writers.
 func (s *Store) txUrgent(ctx context.Context, fn func(*sql.Tx) error) error {
 	s.wl.lockUrgent()
@@ -358,6 +356,7 @@ func (s *Store) runTx(ctx context.Context, fn func(*sql.Tx) error) error {
 	if err != nil {
 		return err
 	}
+	defer tx.Rollback() // after a panic; a no-op once committed
 	if err := fn(tx); err != nil {
 		tx.Rollback()
 		return err
