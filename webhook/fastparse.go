@@ -327,7 +327,11 @@ func (s *fastScanner) str(v *string) bool {
 		*v = string(raw[1 : len(raw)-1])
 		return true
 	}
-	// Escapes or non-ASCII bytes: encoding/json's own unquoting (invalid
+	if u, ok := unescape(raw[1 : len(raw)-1]); ok {
+		*v = u
+		return true
+	}
+	// \u escapes or non-ASCII bytes: encoding/json's own unquoting (invalid
 	// UTF-8 becomes U+FFFD there).
 	return json.Unmarshal(raw, v) == nil
 }
@@ -384,6 +388,12 @@ func (s *fastScanner) rawString() (raw []byte, plain, ok bool) {
 	s.i++
 	plain = true
 	for s.i < len(s.b) {
+		for s.i < len(s.b) && plainByte[s.b[s.i]] {
+			s.i++
+		}
+		if s.i >= len(s.b) {
+			break
+		}
 		c := s.b[s.i]
 		switch {
 		case c == '"':
@@ -413,14 +423,57 @@ func (s *fastScanner) rawString() (raw []byte, plain, ok bool) {
 			}
 		case c < 0x20:
 			return nil, false, false
-		default:
-			if c >= 0x80 {
-				plain = false
-			}
+		default: // >= 0x80
+			plain = false
 			s.i++
 		}
 	}
 	return nil, false, false
+}
+
+// plainByte marks the bytes a string's value has as they are: printable
+// ASCII other than the quote and the backslash.
+var plainByte = func() (t [256]bool) {
+	for c := 0x20; c < 0x80; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
+// unescape decodes the body of a JSON string whose escapes are the
+// one-letter ones and whose bytes are ASCII (a group key's \"): the value
+// encoding/json gives it. ok is false for anything else (\u escapes,
+// non-ASCII bytes), left to encoding/json.
+func unescape(body []byte) (string, bool) {
+	out := make([]byte, 0, len(body))
+	for i := 0; i < len(body); i++ {
+		c := body[i]
+		if c >= 0x80 {
+			return "", false
+		}
+		if c != '\\' {
+			out = append(out, c)
+			continue
+		}
+		i++ // rawString checked that an escape follows
+		switch body[i] {
+		case '"', '\\', '/':
+			out = append(out, body[i])
+		case 'b':
+			out = append(out, '\b')
+		case 'f':
+			out = append(out, '\f')
+		case 'n':
+			out = append(out, '\n')
+		case 'r':
+			out = append(out, '\r')
+		case 't':
+			out = append(out, '\t')
+		default: // u
+			return "", false
+		}
+	}
+	return string(out), true
 }
 
 func isHex(c byte) bool {

@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"bytes"
+	"encoding/json"
 	"math/rand/v2"
 	"reflect"
 	"slices"
@@ -219,5 +220,27 @@ func TestParseRejectsTrailingData(t *testing.T) {
 	}
 	if _, err := Parse(append(slices.Clone(base), " \n\t"...)); err != nil {
 		t.Errorf("trailing whitespace refused: %v", err)
+	}
+}
+
+// unescape gives what encoding/json gives, or leaves the string to it.
+func TestUnescapeAgreesWithEncodingJSON(t *testing.T) {
+	for _, lit := range []string{`""`, `"a"`, `"{}:{a=\"b\"}"`, `"\\\/\b\f\n\r\t\""`, `"x\\"`, `"\u00e9"`, "\"\xc3\xa9\"", "\"\xff\"", `"a\u0000b"`} {
+		body := []byte(lit[1 : len(lit)-1])
+		var want string
+		if err := json.Unmarshal([]byte(lit), &want); err != nil {
+			t.Fatalf("%s: %v", lit, err)
+		}
+		got, ok := unescape(body)
+		if ok && got != want {
+			t.Errorf("%s: unescape %q, encoding/json %q", lit, got, want)
+		}
+		ascii := !strings.Contains(lit, `\u`)
+		for i := range len(lit) {
+			ascii = ascii && lit[i] < 0x80
+		}
+		if ok != ascii {
+			t.Errorf("%s: unescape took it: %v", lit, ok)
+		}
 	}
 }
