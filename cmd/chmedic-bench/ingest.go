@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -154,6 +155,7 @@ func (b *bench) scenarioIngest(ctx context.Context) {
 		b.add(Row{Scenario: scen, Figure: "latency p50", Value: percentile(got.latencies, 0.5), Unit: "ms", Peer: ptr(percentile(ref.latencies, 0.5)), PeerName: "bare server"})
 		b.add(Row{Scenario: scen, Figure: "latency p99", Value: percentile(got.latencies, 0.99), Unit: "ms", Peer: ptr(percentile(ref.latencies, 0.99)), PeerName: "bare server"})
 		b.add(Row{Scenario: scen, Figure: "errors (transport, 4xx, 5xx other than 503)", Value: float64(got.errors), Peer: ptr(float64(ref.errors)), PeerName: "bare server"})
+		b.add(ingestVerdict(scen, got, ref))
 		b.add(Row{Scenario: scen, Figure: "rejected 503 (queue full)", Value: float64(got.rejected)})
 		if serr != nil {
 			b.add(Row{Scenario: scen, Figure: "accepted payloads in the store after SIGKILL", Value: nanValue, Text: "store unreadable: " + serr.Error()})
@@ -161,4 +163,28 @@ func (b *bench) scenarioIngest(ctx context.Context) {
 			b.add(Row{Scenario: scen, Figure: "accepted payloads in the store after SIGKILL (peer: answered 200)", Value: float64(stored), Peer: ptr(float64(got.accepted + got.duplicates)), PeerName: "answered 200"})
 		}
 	}
+}
+
+// Issue 13's ingest targets, beside the bare server in the same run.
+const (
+	ingestMinRate = 0.40 // accepted/s at least this share of the bare server's
+	ingestMaxP99  = 2.0  // p99 at most this multiple of the bare server's
+)
+
+// ingestVerdict says whether the run met the ingest targets, and which not.
+func ingestVerdict(scen string, got, ref loadResult) Row {
+	rate := got.rate() / ref.rate()
+	p99 := percentile(got.latencies, 0.99) / percentile(ref.latencies, 0.99)
+	var missed []string
+	if !(rate >= ingestMinRate) {
+		missed = append(missed, fmt.Sprintf("rate %.2f× (target ≥ %.2f×)", rate, ingestMinRate))
+	}
+	if !(p99 <= ingestMaxP99) {
+		missed = append(missed, fmt.Sprintf("p99 %.2f× (target ≤ %.1f×)", p99, ingestMaxP99))
+	}
+	text := fmt.Sprintf("met (rate %.2f×, p99 %.2f×)", rate, p99)
+	if len(missed) > 0 {
+		text = "NOT met: " + strings.Join(missed, ", ")
+	}
+	return Row{Scenario: scen, Figure: fmt.Sprintf("targets: rate ≥ %.2f× the bare server's, p99 ≤ %.1f× its p99", ingestMinRate, ingestMaxP99), Value: nanValue, Text: text}
 }

@@ -116,3 +116,27 @@ func TestWriteMarkdownAndJSON(t *testing.T) {
 }
 
 func stringsReader(s string) *strings.Reader { return strings.NewReader(s) }
+
+func TestIngestVerdict(t *testing.T) {
+	ms := func(ds ...int) []time.Duration {
+		var out []time.Duration
+		for _, d := range ds {
+			out = append(out, time.Duration(d)*time.Millisecond)
+		}
+		return out
+	}
+	ref := loadResult{accepted: 1000, elapsed: time.Second, latencies: ms(1, 2, 10)}
+	for _, tc := range []struct {
+		got  loadResult
+		want string
+	}{
+		{loadResult{accepted: 500, elapsed: time.Second, latencies: ms(1, 2, 15)}, "met (rate 0.50×, p99 1.50×)"},
+		{loadResult{accepted: 300, elapsed: time.Second, latencies: ms(1, 2, 15)}, "NOT met: rate 0.30× (target ≥ 0.40×)"},
+		{loadResult{accepted: 500, elapsed: time.Second, latencies: ms(1, 2, 25)}, "NOT met: p99 2.50× (target ≤ 2.0×)"},
+		{loadResult{elapsed: time.Second}, "NOT met: rate 0.00× (target ≥ 0.40×), p99 NaN× (target ≤ 2.0×)"},
+	} {
+		if got := ingestVerdict("s", tc.got, ref).Text; got != tc.want {
+			t.Errorf("got %q, want %q", got, tc.want)
+		}
+	}
+}
