@@ -135,32 +135,13 @@ func (s *fastScanner) alerts(parts *[]string) bool {
 	if s.i >= len(s.b) || s.b[s.i] != '[' {
 		return false // null or not an array: Parse explains
 	}
-	s.i++
-	s.ws()
-	if s.i < len(s.b) && s.b[s.i] == ']' {
-		s.i++
-		return true
-	}
-	for {
+	return s.elements(func() bool {
 		p, ok := s.alert()
-		if !ok {
-			return false
+		if ok {
+			*parts = append(*parts, p)
 		}
-		*parts = append(*parts, p)
-		s.ws()
-		if s.i >= len(s.b) {
-			return false
-		}
-		switch s.b[s.i] {
-		case ',':
-			s.i++
-		case ']':
-			s.i++
-			return true
-		default:
-			return false
-		}
-	}
+		return ok
+	})
 }
 
 // alert scans one alert object and returns its dedup part.
@@ -215,49 +196,7 @@ func (s *fastScanner) alert() (string, bool) {
 // the value, which field must consume.
 func (s *fastScanner) object(field func(key []byte) bool) bool {
 	s.ws()
-	if s.i >= len(s.b) || s.b[s.i] != '{' {
-		return false
-	}
-	s.depth++
-	if s.depth > maxFastDepth {
-		return false
-	}
-	s.i++
-	s.ws()
-	if s.i < len(s.b) && s.b[s.i] == '}' {
-		s.i++
-		s.depth--
-		return true
-	}
-	for {
-		s.ws()
-		raw, plain, ok := s.rawString()
-		if !ok || !plain {
-			return false
-		}
-		s.ws()
-		if s.i >= len(s.b) || s.b[s.i] != ':' {
-			return false
-		}
-		s.i++
-		if !field(raw[1 : len(raw)-1]) {
-			return false
-		}
-		s.ws()
-		if s.i >= len(s.b) {
-			return false
-		}
-		switch s.b[s.i] {
-		case ',':
-			s.i++
-		case '}':
-			s.i++
-			s.depth--
-			return true
-		default:
-			return false
-		}
-	}
+	return s.members(true, field)
 }
 
 // kv scans a map of strings (template.KV): an object whose values are
@@ -278,18 +217,15 @@ func (s *fastScanner) kv(nullOK bool) (int, bool) {
 // objectAnyKeys is object for maps: any valid key (escapes and non-ASCII
 // included, as encoding/json decodes them into the map).
 func (s *fastScanner) objectAnyKeys(value func() bool) bool {
-	if s.i >= len(s.b) || s.b[s.i] != '{' {
-		return false
-	}
-	s.i++
-	s.ws()
-	if s.i < len(s.b) && s.b[s.i] == '}' {
-		s.i++
-		return true
-	}
-	for {
-		s.ws()
-		if _, _, ok := s.rawString(); !ok {
+	return s.members(false, func([]byte) bool { return value() })
+}
+
+// members scans the object at s.i: its keys (plain ASCII ones only when
+// plainKeys) and, through field, their values.
+func (s *fastScanner) members(plainKeys bool, field func(key []byte) bool) bool {
+	return s.container('{', '}', func() bool {
+		raw, plain, ok := s.rawString()
+		if !ok || (plainKeys && !plain) {
 			return false
 		}
 		s.ws()
@@ -297,7 +233,35 @@ func (s *fastScanner) objectAnyKeys(value func() bool) bool {
 			return false
 		}
 		s.i++
-		if !value() {
+		return field(raw[1 : len(raw)-1])
+	})
+}
+
+// elements scans the array at s.i, each element through elem.
+func (s *fastScanner) elements(elem func() bool) bool {
+	return s.container('[', ']', elem)
+}
+
+// container scans an object or an array at s.i: open, then items
+// separated by commas, then close; item consumes one (after whitespace).
+func (s *fastScanner) container(open, close byte, item func() bool) bool {
+	if s.i >= len(s.b) || s.b[s.i] != open {
+		return false
+	}
+	s.depth++
+	if s.depth > maxFastDepth {
+		return false
+	}
+	s.i++
+	s.ws()
+	if s.i < len(s.b) && s.b[s.i] == close {
+		s.i++
+		s.depth--
+		return true
+	}
+	for {
+		s.ws()
+		if !item() {
 			return false
 		}
 		s.ws()
@@ -307,8 +271,9 @@ func (s *fastScanner) objectAnyKeys(value func() bool) bool {
 		switch s.b[s.i] {
 		case ',':
 			s.i++
-		case '}':
+		case close:
 			s.i++
+			s.depth--
 			return true
 		default:
 			return false
@@ -499,44 +464,9 @@ func (s *fastScanner) skip() bool {
 		_, _, ok := s.rawString()
 		return ok
 	case c == '{':
-		s.depth++
-		if s.depth > maxFastDepth {
-			return false
-		}
-		ok := s.objectAnyKeys(s.skip)
-		s.depth--
-		return ok
+		return s.objectAnyKeys(s.skip)
 	case c == '[':
-		s.depth++
-		if s.depth > maxFastDepth {
-			return false
-		}
-		s.i++
-		s.ws()
-		if s.i < len(s.b) && s.b[s.i] == ']' {
-			s.i++
-			s.depth--
-			return true
-		}
-		for {
-			if !s.skip() {
-				return false
-			}
-			s.ws()
-			if s.i >= len(s.b) {
-				return false
-			}
-			switch s.b[s.i] {
-			case ',':
-				s.i++
-			case ']':
-				s.i++
-				s.depth--
-				return true
-			default:
-				return false
-			}
-		}
+		return s.elements(s.skip)
 	case c == 't':
 		return s.literal("true")
 	case c == 'f':
