@@ -1,7 +1,6 @@
 package webhook
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -11,15 +10,13 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/chmedic/chmedic/internal/childtest"
 	"github.com/chmedic/chmedic/internal/store"
 )
 
@@ -57,36 +54,9 @@ func TestKill9DuringBurst(t *testing.T) {
 		t.Skip("starts a child process")
 	}
 	path := filepath.Join(t.TempDir(), "crash.db")
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperIngestServer$", "-test.count=1")
-	cmd.Env = append(os.Environ(), "CHMEDIC_CRASH_STORE="+path)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	killed := false
-	defer func() {
-		if !killed {
-			cmd.Process.Kill()
-		}
-		cmd.Wait()
-	}()
-	sc := bufio.NewScanner(out)
-	addr := ""
-	for sc.Scan() {
-		if a, ok := strings.CutPrefix(sc.Text(), "ADDR "); ok {
-			addr = a
-			break
-		}
-		t.Log(sc.Text())
-	}
-	if addr == "" {
-		t.Fatal("the helper did not start")
-	}
-	go io.Copy(io.Discard, out)
+	child := childtest.Start(t, "TestHelperIngestServer", "CHMEDIC_CRASH_STORE="+path)
+	addr := child.Expect(t, "ADDR ")
+	child.Discard()
 
 	type answered struct {
 		id  int64
@@ -132,11 +102,9 @@ func TestKill9DuringBurst(t *testing.T) {
 	for count.Load() < 300 && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)
 	}
-	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	killed = true
+	child.Kill9(t)
 	wg.Wait()
+	child.Wait()
 	if len(oks) < 300 {
 		t.Fatalf("only %d notifications answered 200 before the kill", len(oks))
 	}

@@ -1,7 +1,6 @@
 package app
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"database/sql"
@@ -9,17 +8,15 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	_ "modernc.org/sqlite"
 
+	"github.com/chmedic/chmedic/internal/childtest"
 	"github.com/chmedic/chmedic/internal/store"
 )
 
@@ -160,35 +157,9 @@ func TestKill9DuringStormProcessing(t *testing.T) {
 	}
 	const groups = 600
 	dir := t.TempDir()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperStormServer$", "-test.count=1")
-	cmd.Env = append(os.Environ(), "CHMEDIC_STORM_DIR="+dir)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	killed := false
-	defer func() {
-		if !killed {
-			cmd.Process.Kill()
-		}
-		cmd.Wait()
-	}()
-	sc := bufio.NewScanner(out)
-	addr := ""
-	for sc.Scan() {
-		if a, ok := strings.CutPrefix(sc.Text(), "ADDR "); ok {
-			addr = a
-			break
-		}
-	}
-	if addr == "" {
-		t.Fatal("the helper did not start")
-	}
-	go io.Copy(io.Discard, out)
+	child := childtest.Start(t, "TestHelperStormServer", "CHMEDIC_STORM_DIR="+dir)
+	addr := child.Expect(t, "ADDR ")
+	child.Discard()
 	sent := sendStorm(t, addr, 0, groups/2, 3, false)
 
 	// Kill once some are processed, while the rest are.
@@ -206,11 +177,8 @@ func TestKill9DuringStormProcessing(t *testing.T) {
 		time.Sleep(2 * time.Millisecond)
 	}
 	db.Close()
-	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	killed = true
-	cmd.Wait()
+	child.Kill9(t)
+	child.Wait()
 
 	db, err = sql.Open("sqlite", "file:"+filepath.Join(dir, "chmedic.db")+"?_pragma=busy_timeout(5000)")
 	if err != nil {

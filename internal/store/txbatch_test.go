@@ -6,16 +6,15 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/chmedic/chmedic/internal/childtest"
 )
 
 // openCounted opens a store counting its statements and commits, with a
@@ -240,37 +239,26 @@ func TestKill9DuringGroupCommit(t *testing.T) {
 		t.Skip("starts a child process")
 	}
 	path := filepath.Join(t.TempDir(), "crash.db")
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperGroupCommitWriter$", "-test.count=1")
-	cmd.Env = append(os.Environ(), "CHMEDIC_TXCRASH_STORE="+path)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	child := childtest.Start(t, "TestHelperGroupCommitWriter", "CHMEDIC_TXCRASH_STORE="+path)
 	acked := map[string]bool{}
-	sc := bufio.NewScanner(out)
 	deadline := time.Now().Add(30 * time.Second)
-	for len(acked) < 2000 && time.Now().Before(deadline) && sc.Scan() {
-		if k, ok := strings.CutPrefix(sc.Text(), "OK "); ok {
+	child.Lines(func(line string) bool {
+		if k, ok := strings.CutPrefix(line, "OK "); ok {
 			acked[k] = true
 		} else {
-			t.Log(sc.Text())
+			t.Log(line)
 		}
-	}
-	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
+		return len(acked) < 2000 && time.Now().Before(deadline)
+	})
+	child.Kill9(t)
 	// What it printed before dying was acknowledged too.
-	for sc.Scan() {
-		if k, ok := strings.CutPrefix(sc.Text(), "OK "); ok {
+	child.Lines(func(line string) bool {
+		if k, ok := strings.CutPrefix(line, "OK "); ok {
 			acked[k] = true
 		}
-	}
-	io.Copy(io.Discard, out)
-	cmd.Wait()
+		return true
+	})
+	child.Wait()
 	if len(acked) < 500 {
 		t.Fatalf("only %d transactions returned before the kill", len(acked))
 	}
