@@ -3,17 +3,13 @@ package actions
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -137,134 +133,46 @@ func (r *roll) mustPlan(t testing.TB, params map[string]string) Plan {
 	return p
 }
 
-// startTimes reads each server's start time (Unix seconds) over HTTP, a
-// new connection each time (a kept-alive one is served by a server that is
-// shutting down for as long as it is used); 0 when it does not answer.
+// startTimes reads the start times of the servers that answer
+// (testenv.Env.StartTimes).
 func startTimes(ctx context.Context, env *testenv.Env) map[string]int64 {
-	out, _ := sampleStartTimes(ctx, env)
+	out, _ := env.StartTimes(ctx)
 	return out
 }
 
-// sampleStartTimes is startTimes with the servers known to be down. A
-// server that does not answer within the sample's short timeout is asked
-// again with a longer one (a loaded machine is slow, a live server answers
-// within seconds); down is refused, reset, or no answer to either.
-func sampleStartTimes(ctx context.Context, env *testenv.Env) (map[string]int64, map[string]bool) {
-	out, down := map[string]int64{}, map[string]bool{}
-	for _, c := range env.ClickHouse {
-		v, err := startTime(ctx, env, c)
-		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() {
-			v, err = startTimeWith(ctx, patientClient, env, c)
-		}
-		if err == nil {
-			out[c.Name] = v
-		} else {
-			down[c.Name] = true
-		}
-	}
-	return out, down
-}
-
-var (
-	noKeepAlive   = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 150 * time.Millisecond}
-	patientClient = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 2 * time.Second}
-)
-
-func startTime(ctx context.Context, env *testenv.Env, c *testenv.ClickHouse) (int64, error) {
-	return startTimeWith(ctx, noKeepAlive, env, c)
-}
-
-func startTimeWith(ctx context.Context, client *http.Client, env *testenv.Env, c *testenv.ClickHouse) (int64, error) {
-	q := url.Values{"user": {env.AdminUser}, "password": {env.AdminPassword}, "query": {"SELECT toUInt64(now()) - uptime()"}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.HTTPURL()+"/?"+q.Encode(), nil)
-	if err != nil {
-		return 0, err
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("HTTP %d: %s", resp.StatusCode, b)
-	}
-	return strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
-}
-
-// watcher samples both servers every 0.2 s: which answer, and their start
+// watch samples both servers every 0.2 s: which answer, and their start
 // times.
-type watcher struct {
-	mu      sync.Mutex
-	samples []sample
-	stop    chan struct{}
-	done    chan struct{}
-}
-
-type sample struct {
-	at    time.Time
-	start map[string]int64
-	down  map[string]bool // no server answering (see sampleStartTimes)
-}
-
-func watch(env *testenv.Env) *watcher {
-	w := &watcher{stop: make(chan struct{}), done: make(chan struct{})}
-	go func() {
-		defer close(w.done)
-		t := time.NewTicker(200 * time.Millisecond)
-		defer t.Stop()
-		for {
-			s := sample{at: time.Now()}
-			s.start, s.down = sampleStartTimes(context.Background(), env)
-			w.mu.Lock()
-			w.samples = append(w.samples, s)
-			w.mu.Unlock()
-			select {
-			case <-w.stop:
-				return
-			case <-t.C:
-			}
-		}
-	}()
-	return w
-}
-
-func (w *watcher) Stop() []sample {
-	close(w.stop)
-	<-w.done
-	return w.samples
-}
+func watch(env *testenv.Env) *testenv.StartWatch { return env.WatchStartTimes(200 * time.Millisecond) }
 
 // analyse checks the samples: never both down; returns the longest time
 // the shard had fewer than all its replicas answering, and the order in
 // which the start times changed.
-func analyse(t testing.TB, samples []sample, names []string) (longest time.Duration, changes []string) {
+func analyse(t testing.TB, samples []testenv.StartSample, names []string) (longest time.Duration, changes []string) {
 	t.Helper()
-	first := samples[0].start
+	first := samples[0].Start
 	changed := map[string]bool{}
 	var since time.Time
 	for _, s := range samples {
-		if len(s.down) == len(names) {
-			t.Errorf("at %s no replica was up: both were down", s.at.Format("15:04:05.000"))
+		if len(s.Down) == len(names) {
+			t.Errorf("at %s no replica was up: both were down", s.At.Format("15:04:05.000"))
 		}
-		if len(s.start) < len(names) {
+		if len(s.Start) < len(names) {
 			if since.IsZero() {
-				since = s.at
+				since = s.At
 			}
 		} else if !since.IsZero() {
-			longest = max(longest, s.at.Sub(since))
+			longest = max(longest, s.At.Sub(since))
 			since = time.Time{}
 		}
 		for _, n := range names {
-			if v, ok := s.start[n]; ok && v >= first[n]+2 && !changed[n] {
+			if v, ok := s.Start[n]; ok && v >= first[n]+2 && !changed[n] {
 				changed[n] = true
 				changes = append(changes, n)
 			}
 		}
 	}
 	if !since.IsZero() {
-		longest = max(longest, samples[len(samples)-1].at.Sub(since))
+		longest = max(longest, samples[len(samples)-1].At.Sub(since))
 	}
 	return longest, changes
 }

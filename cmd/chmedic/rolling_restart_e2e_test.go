@@ -2,20 +2,12 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -118,18 +110,18 @@ approvals:
 
 	before := map[string]int64{}
 	for _, c := range env.ClickHouse {
-		v, err := startTimeOf(ctx, env, c)
+		v, err := env.StartTime(ctx, c)
 		if err != nil {
 			t.Fatal(err)
 		}
 		before[c.Name] = v
 	}
-	w := startWatcher(env)
+	w := env.WatchStartTimes(200 * time.Millisecond)
 	t0 := time.Now()
 	code, out, errOut = run("approve", "--config", cfg, id, "--as", "U0ALICE", "--wait")
 	took := time.Since(t0)
 	time.Sleep(time.Second)
-	samples := w.stop()
+	samples := w.Stop()
 	if code != 0 || !strings.Contains(out, "request "+id+": succeeded") {
 		t.Fatalf("approve: exit %d\n%s%s", code, out, errOut)
 	}
@@ -140,18 +132,18 @@ approvals:
 	var degradedSince time.Time
 	var longest time.Duration
 	for _, s := range samples {
-		if len(s.down) == 2 {
-			t.Errorf("at %s both replicas were down", s.at.Format("15:04:05.000"))
+		if len(s.Down) == 2 {
+			t.Errorf("at %s both replicas were down", s.At.Format("15:04:05.000"))
 		}
-		if len(s.start) < 2 && degradedSince.IsZero() {
-			degradedSince = s.at
-		} else if len(s.start) == 2 && !degradedSince.IsZero() {
-			longest = max(longest, s.at.Sub(degradedSince))
+		if len(s.Start) < 2 && degradedSince.IsZero() {
+			degradedSince = s.At
+		} else if len(s.Start) == 2 && !degradedSince.IsZero() {
+			longest = max(longest, s.At.Sub(degradedSince))
 			degradedSince = time.Time{}
 		}
-		for n, v := range s.start {
+		for n, v := range s.Start {
 			if _, ok := changedAt[n]; !ok && v >= before[n]+2 {
-				changedAt[n] = s.at
+				changedAt[n] = s.At
 			}
 		}
 	}
@@ -179,88 +171,4 @@ approvals:
 			t.Errorf("audit lacks %q:\n%s", wnt, out)
 		}
 	}
-}
-
-var (
-	freshClient   = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 150 * time.Millisecond}
-	patientClient = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 2 * time.Second}
-)
-
-// startTimeOf reads a server's start time over a new HTTP connection (a
-// kept-alive one is served by a server that is shutting down).
-func startTimeOf(ctx context.Context, env *testenv.Env, c *testenv.ClickHouse) (int64, error) {
-	return startTimeWith(ctx, freshClient, env, c)
-}
-
-func startTimeWith(ctx context.Context, client *http.Client, env *testenv.Env, c *testenv.ClickHouse) (int64, error) {
-	q := url.Values{"user": {env.AdminUser}, "password": {env.AdminPassword}, "query": {"SELECT toUInt64(now()) - uptime()"}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.HTTPURL()+"/?"+q.Encode(), nil)
-	if err != nil {
-		return 0, err
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("HTTP %d", resp.StatusCode)
-	}
-	return strconv.ParseInt(strings.TrimSpace(string(body)), 10, 64)
-}
-
-type startSample struct {
-	at    time.Time
-	start map[string]int64
-	// down: refused, reset, or no answer within the short timeout and
-	// then within a longer one (a loaded machine is slow; a live server
-	// answers within seconds).
-	down map[string]bool
-}
-
-type startWatch struct {
-	mu      sync.Mutex
-	samples []startSample
-	done    chan struct{}
-	quit    chan struct{}
-}
-
-func startWatcher(env *testenv.Env) *startWatch {
-	w := &startWatch{done: make(chan struct{}), quit: make(chan struct{})}
-	go func() {
-		defer close(w.done)
-		tick := time.NewTicker(200 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			s := startSample{at: time.Now(), start: map[string]int64{}, down: map[string]bool{}}
-			for _, c := range env.ClickHouse {
-				v, err := startTimeOf(context.Background(), env, c)
-				var ne net.Error
-				if errors.As(err, &ne) && ne.Timeout() {
-					v, err = startTimeWith(context.Background(), patientClient, env, c)
-				}
-				if err == nil {
-					s.start[c.Name] = v
-				} else {
-					s.down[c.Name] = true
-				}
-			}
-			w.mu.Lock()
-			w.samples = append(w.samples, s)
-			w.mu.Unlock()
-			select {
-			case <-w.quit:
-				return
-			case <-tick.C:
-			}
-		}
-	}()
-	return w
-}
-
-func (w *startWatch) stop() []startSample {
-	close(w.quit)
-	<-w.done
-	return w.samples
 }
